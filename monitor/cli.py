@@ -1,0 +1,55 @@
+"""The ``banana-monitor`` command line: a click group that loads each command lazily.
+
+Commands live in ``monitor/commands/``; this module only maps names to them, so that
+``banana-monitor --help`` starts without importing numpy.  Plugins can add commands
+through the ``register_commands`` hook.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from monitor import __version__
+
+# name → "module:attribute" of a click command
+COMMANDS = {
+    "score": "monitor.commands.score:score",
+    "model": "monitor.commands.model:model",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when it is run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            module_name, attribute = COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module_name), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="banana-monitor")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    envvar="BANANA_MONITOR_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="Least severe log event to print (stderr).",
+)
+@click.option(
+    "--log-json/--log-console",
+    default=None,
+    help="Log format; default: JSON when stderr is not a terminal.",
+)
+def main(log_level: str, log_json: bool | None) -> None:
+    """banana-monitor: score social-media posts (banana / cookie / other) and alert."""
+    from monitor.logs import configure_logging
+
+    configure_logging(log_level, log_json)

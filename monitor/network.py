@@ -1,0 +1,277 @@
+"""The banana network: a feed-forward net in the notation of the exercise sheet.
+
+Layer l computes  z^l = W^l a^(l-1) + b^l  and  a^l = f^l(z^l),  with W^l of shape
+(n_l, n_(l-1)), a^0 = x the bag-of-words vector, ReLU for every hidden layer and, at the
+output L, either one sigmoid unit (binary: p(class)) or a softmax over the classes.
+
+Posts travel in rows, so a batch of activations A^l has shape (n_posts, n_l) and the
+layer reads  Z^l = A^(l-1) W^lᵀ + b^l.  The input X is a sparse (n_posts, n_vocab)
+count matrix: the first layer gathers only the columns of W^1 that a post's words pick
+out instead of multiplying a long vector of zeros.
+
+Training uses the cross-entropy loss  c = -Σ_i y_i ln ŷ_i  (binary: the two-class
+version with ŷ = σ(z)).  With that pairing the output error is simply
+δ^L = ŷ − y  (Exercise 4.2), and backprop runs it down the layers:
+
+    δ^l = ReLU'(z^l) ⊙ (W^(l+1))ᵀ δ^(l+1)      ReLU'(0) = 0, as in the sheet
+    ∂c/∂W^l = δ^l (a^(l-1))ᵀ                  ∂c/∂b^l = δ^l
+
+and SGD moves every parameter against its gradient: W ← W − η ∂c/∂W (Exercise 5).
+Over a mini-batch the gradients are averaged (optionally weighted per post).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+OUTPUTS = ("sigmoid", "softmax")
+
+
+# ---------------------------------------------------------------- activations
+
+
+def relu(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0.0)
+
+
+def relu_prime(z: np.ndarray) -> np.ndarray:
+    """ReLU'(z): 1 where z > 0, else 0 (so ReLU'(0) = 0, as the sheet uses)."""
+    return (z > 0).astype(z.dtype)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """σ(z) = 1 / (1 + e^-z), computed without overflow for large |z|."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (n_posts, n_classes) logits; shifting by the max is exact."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------- the network
+
+
+@dataclass
+class Trace:
+    """What the forward pass remembers for backprop: Z[l-1] = z^l, A[l] = a^l (A[0] = X)."""
+
+    Z: list[np.ndarray]
+    A: list
+
+
+class Network:
+    """A ReLU MLP with a sigmoid or softmax output.
+
+    ``weights[l-1]`` is W^l with shape (n_l, n_(l-1)); ``biases[l-1]`` is b^l, (n_l,).
+    W^1 is stored column-major so that W^1ᵀ, shape (n_vocab, n_1), is a C-contiguous
+    view: a word's weights are one contiguous row of it.
+    """
+
+    def __init__(
+        self,
+        weights: Sequence[np.ndarray],
+        biases: Sequence[np.ndarray],
+        output: str = "softmax",
+    ):
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, not {output!r}")
+        if len(weights) != len(biases) or not weights:
+            raise ValueError("need one bias per weight matrix and at least one layer")
+        self.weights = [np.array(w, dtype=np.float64) for w in weights]
+        self.weights[0] = np.asfortranarray(self.weights[0])
+        self.biases = [np.array(b, dtype=np.float64).reshape(-1) for b in biases]
+        self.output = output
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        for l, (W, b) in enumerate(zip(self.weights, self.biases), start=1):
+            if W.ndim != 2:
+                raise ValueError(f"W{l} must be a matrix, got shape {W.shape}")
+            if b.shape != (W.shape[0],):
+                raise ValueError(f"b{l} has shape {b.shape}, W{l} needs ({W.shape[0]},)")
+            if l > 1 and W.shape[1] != self.weights[l - 2].shape[0]:
+                raise ValueError(
+                    f"W{l} has shape {W.shape} but layer {l - 1} has "
+                    f"{self.weights[l - 2].shape[0]} units"
+                )
+        if self.output == "sigmoid" and self.n_outputs != 1:
+            raise ValueError("a sigmoid output has exactly one unit")
+        if self.output == "softmax" and self.n_outputs < 2:
+            raise ValueError("a softmax output needs at least two units")
+
+    @classmethod
+    def initialize(
+        cls,
+        sizes: Sequence[int],
+        output: str,
+        rng: np.random.Generator,
+    ) -> Network:
+        """Random weights for layer sizes [n_0 (vocabulary), n_1, ..., n_L], zero biases.
+
+        Hidden layers use He initialisation, N(0, 2 / fan_in).  A bag-of-words input has
+        only a handful of non-zero entries, so for W^1 the fan-in that matters is the
+        number of words in a post, not the vocabulary size: we take 2/16 there.
+        """
+        weights, biases = [], []
+        for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+            fan_in = min(n_in, 16) if l == 1 else n_in
+            weights.append(rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(n_out, n_in)))
+            biases.append(np.zeros(n_out))
+        return cls(weights, biases, output)
+
+    # -------------------------------------------------------------- sizes
+
+    @property
+    def sizes(self) -> list[int]:
+        """[n_0, n_1, ..., n_L]: input size then the units of every layer."""
+        return [self.weights[0].shape[1]] + [W.shape[0] for W in self.weights]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.weights[-1].shape[0]
+
+    @property
+    def n_parameters(self) -> int:
+        """Every weight and bias: Σ_l n_l n_(l-1) + n_l  (Exercise 2.1)."""
+        return sum(W.size + b.size for W, b in zip(self.weights, self.biases))
+
+    # -------------------------------------------------------------- forward
+
+    def first_layer(self, X) -> np.ndarray:
+        """Z^1 = X W^1ᵀ + b^1 for sparse or dense X of shape (n_posts, n_vocab)."""
+        W1T = self.weights[0].T  # (n_vocab, n_1), C-contiguous
+        if sp.issparse(X):
+            if X.shape[0] == 1:  # one post: sum the rows of its words, scaled by count
+                Z = (X.data @ W1T[X.indices])[None, :]
+            else:
+                Z = np.asarray(X @ W1T)
+        else:
+            Z = np.asarray(X, dtype=np.float64) @ W1T
+        return Z + self.biases[0]
+
+    def forward(self, X) -> Trace:
+        """Run every layer, keeping z^l and a^l for backprop.  X: (n_posts, n_vocab)."""
+        Z = [self.first_layer(X)]
+        A = [X]
+        for W, b in zip(self.weights[1:], self.biases[1:]):
+            A.append(relu(Z[-1]))
+            Z.append(A[-1] @ W.T + b)
+        A.append(self.activate_output(Z[-1]))
+        return Trace(Z, A)
+
+    def activate_output(self, z: np.ndarray) -> np.ndarray:
+        return sigmoid(z) if self.output == "sigmoid" else softmax(z)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Output ŷ: (n_posts, 1) = p(class) for sigmoid, (n_posts, n_classes) for softmax."""
+        return self.forward(X).A[-1]
+
+    # -------------------------------------------------------------- loss
+
+    def losses(self, X, y: np.ndarray) -> np.ndarray:
+        """Cross-entropy per post, shape (n_posts,).  y: class indices (binary: 0/1)."""
+        return self.losses_from_logits(self.forward(X).Z[-1], y)
+
+    def losses_from_logits(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """-ln ŷ_t from the logits, stable for any size of z (log-sum-exp)."""
+        y = np.asarray(y)
+        if self.output == "sigmoid":
+            z = z[:, 0]
+            return np.logaddexp(0.0, z) - y * z  # -[y ln σ(z) + (1-y) ln(1-σ(z))]
+        shifted = z - z.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(shifted).sum(axis=1))
+        return log_norm - shifted[np.arange(len(y)), y]
+
+    def loss(self, X, y: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+        """Mean (or weighted mean) cross-entropy over the batch."""
+        return float(np.average(self.losses(X, y), weights=sample_weight))
+
+    def one_hot(self, y: np.ndarray) -> np.ndarray:
+        """Targets as the network's output shape: (n_posts, 1) or (n_posts, n_classes)."""
+        y = np.asarray(y)
+        if self.output == "sigmoid":
+            return y.astype(np.float64).reshape(-1, 1)
+        targets = np.zeros((len(y), self.n_outputs))
+        targets[np.arange(len(y)), y] = 1.0
+        return targets
+
+    # -------------------------------------------------------------- backprop
+
+    def backprop(
+        self, X, y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> tuple[list, list[np.ndarray], Trace]:
+        """Gradients of the (weighted) mean loss: (dW, db, trace).
+
+        dW[l-1] is ∂c/∂W^l with W^l's shape, except dW[0], which is returned sparse as
+        (word_ids, rows): ∂c/∂(W^1ᵀ)[word_ids] = rows, shape (n_touched, n_1); every other
+        column of W^1 has zero gradient (its word is in no post of the batch).
+        """
+        trace = self.forward(X)
+        n = trace.Z[0].shape[0]
+        weight = np.full(n, 1.0 / n) if sample_weight is None else (
+            np.asarray(sample_weight, dtype=np.float64) / np.sum(sample_weight)
+        )
+        delta = (trace.A[-1] - self.one_hot(y)) * weight[:, None]  # δ^L = ŷ − y, per post
+        dW: list = [None] * len(self.weights)
+        db: list[np.ndarray] = [None] * len(self.weights)  # type: ignore[list-item]
+        for l in range(len(self.weights) - 1, 0, -1):  # layers L .. 2 (0-based l)
+            dW[l] = delta.T @ trace.A[l]  # δ^l (a^(l-1))ᵀ summed over posts
+            db[l] = delta.sum(axis=0)
+            delta = relu_prime(trace.Z[l - 1]) * (delta @ self.weights[l])  # δ^(l-1)
+        dW[0] = _sparse_input_gradient(X, delta)
+        db[0] = delta.sum(axis=0)
+        return dW, db, trace
+
+    def sgd_step(
+        self, X, y: np.ndarray, learning_rate: float, sample_weight: np.ndarray | None = None
+    ) -> float:
+        """One SGD update on a mini-batch; returns the batch loss before the update."""
+        dW, db, trace = self.backprop(X, y, sample_weight)
+        self.apply_gradients(dW, db, learning_rate)
+        return float(np.average(self.losses_from_logits(trace.Z[-1], y), weights=sample_weight))
+
+    def apply_gradients(self, dW: list, db: list[np.ndarray], learning_rate: float) -> None:
+        """W ← W − η ∂c/∂W and b ← b − η ∂c/∂b for every layer (sparse rows for W^1)."""
+        ids, rows = dW[0]
+        W1T = self.weights[0].T
+        W1T[ids] -= learning_rate * rows
+        for W, grad in zip(self.weights[1:], dW[1:]):
+            W -= learning_rate * grad
+        for b, grad in zip(self.biases, db):
+            b -= learning_rate * grad
+
+    def dense_gradients(self, X, y: np.ndarray) -> list[np.ndarray]:
+        """∂c/∂W^l as full arrays (for checks and small vocabularies)."""
+        dW, _, _ = self.backprop(X, y)
+        ids, rows = dW[0]
+        full = np.zeros_like(self.weights[0].T)
+        full[ids] = rows
+        return [full.T] + dW[1:]
+
+    def copy(self) -> Network:
+        return Network(self.weights, self.biases, self.output)
+
+    def is_finite(self) -> bool:
+        return all(np.isfinite(p).all() for p in self.weights + self.biases)
+
+
+def _sparse_input_gradient(X, delta1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(∂c/∂W^1)ᵀ restricted to the words present: Xᵀ δ^1 on the touched columns only.
+
+    X: (n_posts, n_vocab) counts; delta1: (n_posts, n_1).  Returns (word_ids, rows) with
+    rows of shape (n_touched, n_1).
+    """
+    if not sp.issparse(X):
+        X = sp.csr_matrix(np.asarray(X, dtype=np.float64))
+    X = X.tocoo()
+    word_ids, column = np.unique(X.col, return_inverse=True)
+    # a (n_touched, n_posts) matrix that maps each touched word to the posts it is in
+    pick = sp.csr_matrix((X.data, (column, X.row)), shape=(len(word_ids), X.shape[0]))
+    return word_ids, np.asarray(pick @ delta1)
