@@ -16,21 +16,39 @@ from monitor import __version__
 # name → "module:attribute" of a click command
 COMMANDS = {
     "score": "monitor.commands.score:score",
+    "run": "monitor.commands.run:run",
+    "status": "monitor.commands.status:status",
     "model": "monitor.commands.model:model",
+    "push": "monitor.commands.push:push",
+    "plugins": "monitor.commands.plugins:plugins",
+    "alerts": "monitor.commands.alerts:alerts",
 }
 
 
 class LazyGroup(click.Group):
     """A click group that imports a command's module only when it is run."""
 
+    plugin_commands_loaded = False
+
     def list_commands(self, ctx: click.Context) -> list[str]:
+        self.load_plugin_commands()
         return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in COMMANDS:
             module_name, attribute = COMMANDS[name].split(":")
             return getattr(importlib.import_module(module_name), attribute)
+        if name not in self.commands:
+            self.load_plugin_commands()
         return super().get_command(ctx, name)
+
+    def load_plugin_commands(self) -> None:
+        """Once: plugins add their commands through the ``register_commands`` hook."""
+        if not self.plugin_commands_loaded:
+            self.plugin_commands_loaded = True
+            from monitor.plugins import register_commands
+
+            register_commands(self)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -80,6 +80,8 @@ def _parse_json(line: str, default_id: str, text_field: str, id_field: str) -> P
         raise PostError("invalid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise PostError(f"expected a JSON object, got {type(obj).__name__}")
+    if "\\u" in line:
+        _check_encodable(obj)
     if text_field not in obj:
         raise PostError(f"missing {text_field!r} field")
     text = obj.pop(text_field)
@@ -94,6 +96,15 @@ def _parse_json(line: str, default_id: str, text_field: str, id_field: str) -> P
     if label is not None and not isinstance(label, str):
         raise PostError(f"'label' must be a string, got {type(label).__name__}")
     return Post(id=str(post_id), text=text, label=label, meta=obj)
+
+
+def _check_encodable(obj: dict) -> None:
+    """A ``\\ud800``-style escape decodes to a lone surrogate, which no UTF-8 file or
+    database can store: reject the line instead of failing later."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise PostError("invalid Unicode escape (lone surrogate)") from None
 
 
 class InputError(Exception):

@@ -53,3 +53,198 @@ def shared_dir() -> Path:
     if not path.is_dir():
         pytest.skip("../shared is not present (data for benchmarks only)")
     return path
+
+
+class _SqliteLedger:
+    """Stand-in with the Ledger contract (INTERFACES.md) for when monitor.ledger is absent."""
+
+    def __init__(self, state_dir):
+        import sqlite3
+        import threading
+
+        Path(state_dir).mkdir(parents=True, exist_ok=True)
+        self.path = Path(state_dir) / "ledger.sqlite3"
+        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._lock = threading.RLock()
+
+    def register_schema(self, fn):
+        with self.transaction() as conn:
+            fn(conn)
+
+    def transaction(self):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def tx():
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+
+        return tx()
+
+    def close(self):
+        self._conn.close()
+
+
+@pytest.fixture
+def make_ledger(tmp_path):
+    """make_ledger(state_dir=tmp_path/"state") → monitor.ledger.Ledger (or a stand-in)."""
+    opened = []
+
+    def make(state_dir=None):
+        state_dir = Path(state_dir or tmp_path / "state")
+        try:
+            from monitor.ledger import Ledger
+        except ImportError:
+            Ledger = _SqliteLedger
+        ledger = Ledger(state_dir)
+        opened.append(ledger)
+        return ledger
+
+    yield make
+    for ledger in opened:
+        close = getattr(ledger, "close", None)
+        if close is not None:
+            close()
+
+
+# --- Redis (issue 8): a private redis-server per test session -------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A redis-server on 127.0.0.1 (free port, temp dir); skips without the binary,
+    fails instead when BANANA_MONITOR_REQUIRE_REDIS=1 (CI)."""
+    from tests.redis_server import RedisServer, redis_server_binary
+
+    server = RedisServer(redis_server_binary(), tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """``redis://127.0.0.1:PORT/0`` of the session's server, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+# --- the daemon (issue 4): `python -m monitor run` as a real subprocess ----------------
+
+
+class DaemonProcess:
+    """One ``python -m monitor run`` over ``root/feed`` with state in ``root/state``.
+
+    Alerts go to ``root/alerts.jsonl`` (the jsonl plugin); logs (JSON) to ``root/log-N``.
+    """
+
+    def __init__(self, root: Path, model: Path, config: str = ""):
+        self.root = root
+        self.feed = root / "feed"
+        self.state = root / "state"
+        self.alerts = root / "alerts.jsonl"
+        self.model = model
+        self.config = root / "banana-monitor.toml"
+        self.config.write_text(
+            f'settle = 0.3\nrescan_interval = 1.0\n[plugins.jsonl]\npath = "{self.alerts}"\n'
+            + config
+        )
+        self.feed.mkdir(parents=True, exist_ok=True)
+        self.proc = None
+        self.runs = 0
+        self.log_path = None
+
+    def start(self, *args: str) -> DaemonProcess:
+        import subprocess
+        import sys
+
+        self.runs += 1
+        self.log_path = self.root / f"log-{self.runs}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BANANA_MONITOR_")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--log-json", "run", "--config", str(self.config),
+             "--feed", str(self.feed), "--state", str(self.state), "--model", str(self.model),
+             "--no-learn", *args],
+            cwd=self.root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(self.log_path, "wb"),
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, signum: int, timeout: float = 10.0) -> int:
+        """Send ``signum`` and wait for the exit code."""
+        self.proc.send_signal(signum)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        import signal as signals
+
+        self.proc.send_signal(signals.SIGKILL)
+        self.proc.wait(10)
+
+    def events(self, run: int | None = None) -> list[dict]:
+        """The JSON log events of run ``run`` (default: the latest)."""
+        path = self.root / f"log-{run or self.runs}"
+        events = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+        return events
+
+    def alert_lines(self) -> list[dict]:
+        if not self.alerts.exists():
+            return []
+        return [json.loads(line) for line in self.alerts.read_text().splitlines() if line]
+
+    def processed(self) -> list[str]:
+        directory = self.feed / "processed"
+        return sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+
+    def wait_for(self, predicate, timeout: float = 30.0, what: str = "condition") -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited ({self.proc.returncode}) waiting for {what}:"
+                                     f"\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def stop(self) -> None:
+        import signal as signals
+
+        if self.alive():
+            self.proc.send_signal(signals.SIGKILL)
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def daemon_process(tmp_path):
+    """A factory for DaemonProcess on tmp_path (seed-multiclass model); killed at the end."""
+    made = []
+
+    def make(config: str = "", model: Path = MODELS / "seed-multiclass.npz") -> DaemonProcess:
+        process = DaemonProcess(tmp_path, model, config)
+        made.append(process)
+        return process
+
+    yield make
+    for process in made:
+        process.stop()

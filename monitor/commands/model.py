@@ -82,3 +82,14 @@ def info(path: str, show_vocabulary: bool) -> None:
     if show_vocabulary:
         described["vocabulary"] = loaded.vocabulary.words
     echo_json({"path": str(path), **described})
+
+
+# `model history` / `model rollback` (issue 6): the versions kept in the state directory
+def _add_version_commands() -> None:
+    from monitor.commands.model_versions import history, rollback
+
+    model.add_command(history)
+    model.add_command(rollback)
+
+
+_add_version_commands()

@@ -1,0 +1,280 @@
+"""The daemon loop, the same for every source:
+
+    item = source.next_batch()          # a complete file / a batch of stream entries
+    ledger done already? → ack, next    # a crash after commit, before ack
+    score the posts in batches          # (n_posts, n_labels) probabilities
+    alerts = rules.alerts_for(...)
+    with ledger.transaction() as conn:  # ONE transaction per item:
+        learner.observe(conn, labelled) #   the learner's journal (exactly-once learning)
+        ledger.mark_done(conn, ...)     #   the item and its posts are done
+        outbox.enqueue(conn, alerts)    #   the alerts are accepted for delivery
+    learner.maybe_checkpoint()
+    source.ack(item)                    # only now: move the file / XACK
+
+SIGTERM and SIGINT stop taking new items; the item in hand is finished, the outbox
+gets a few seconds to deliver, and ``run()`` returns 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import structlog
+
+from monitor.ledger import Ledger
+from monitor.sources.base import Source, WorkItem
+
+log = structlog.get_logger("monitor.daemon")
+
+POLL_SECONDS = 0.2
+HEARTBEAT_SECONDS = 5.0
+DRAIN_SECONDS = 3.0
+
+
+class Daemon:
+    """Wires a source, the model, the alert rules, the outbox and the ledger together."""
+
+    def __init__(self, settings, model, source: Source, ledger: Ledger, outbox, rules,
+                 learner=None, metrics=None):
+        self.settings = settings
+        self.model = model
+        self.source = source
+        self.ledger = ledger
+        self.outbox = outbox
+        self.rules = rules
+        self.learner = learner
+        self.metrics = metrics
+        self.stopping = threading.Event()
+        self.started_at = time.time()
+        self._next_heartbeat = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        self.stopping.set()
+
+    def run(self) -> int:
+        """Process items until stopped; 0 after a clean drain."""
+        # HOOK (learner, issue 6): resume replays the journal before any new item
+        if self.learner is not None:
+            replayed = self.learner.resume()
+            log.info("learner_resumed", replayed=replayed)
+        self._write_meta()
+        self.outbox.start()
+        self.source.start()
+        log.info("daemon_started", source=self.source.name, model_version=self.scoring_model.version,
+                 pid=os.getpid())
+        try:
+            while not self.stopping.is_set():
+                self._sync_cluster_model()  # HOOK (redis workers, issue 8)
+                item = self.source.next_batch(POLL_SECONDS)
+                if item is not None:
+                    self.handle(item)
+                self._heartbeat()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _shutdown(self) -> None:
+        self.source.stop()
+        self.outbox.stop(DRAIN_SECONDS)
+        # HOOK (learner, issue 6): the final checkpoint
+        if self.learner is not None:
+            self.learner.maybe_checkpoint(force=True)
+        self.ledger.set_meta(stopped_at=time.time(), heartbeat=time.time())
+        log.info("daemon_stopped", uptime=round(time.time() - self.started_at, 3))
+
+    @property
+    def scoring_model(self):
+        """The live model: the learner's (it may be updated or rolled back) or our own."""
+        return self.learner.model if self.learner is not None else self.model
+
+    # ------------------------------------------------------------------ one item
+
+    def handle(self, item: WorkItem) -> None:
+        """Process one item; input problems never escape (the item is quarantined)."""
+        try:
+            self.process(item)
+        except sqlite3.Error as error:  # the state store, not the input: retry later
+            log.error("ledger_error", item=item.name, error=str(error))
+            getattr(self.source, "release", lambda item: None)(item)
+            time.sleep(1.0)
+        except getattr(self.source, "transient_errors", ()) as error:  # HOOK (issue 8)
+            log.error("source_unreachable", item=item.name, error=str(error))
+            getattr(self.source, "release", lambda item: None)(item)
+            time.sleep(1.0)
+        except Exception as error:  # noqa: BLE001 - a bug must not kill the daemon
+            log.exception("item_failed", item=item.name)
+            item.posts, item.errors = [], []
+            item.rejected = f"internal error: {type(error).__name__}: {error}"
+            self._commit(item, [], None)
+            self.source.ack(item)
+
+    def process(self, item: WorkItem) -> None:
+        started = time.perf_counter()
+        if self.ledger.is_done(item.key):
+            self.source.ack(item)
+            log.info("item_already_done", item=item.name, key=item.key)
+            return
+        if self.learner is not None:  # HOOK (learner, issue 6): adopt a rollback first
+            self.learner.poll()
+        model = self.scoring_model
+        probabilities = self.score(model, item.posts)
+        alerts = self.rules.alerts_for(item.posts, probabilities, item.source_name,
+                                       model.version, model=model)
+        labels = np.asarray(model.label_names)[probabilities.argmax(axis=1)].tolist() \
+            if len(item.posts) else []
+        new_alerts = self._commit(item, alerts, labels)
+        # HOOK (learner, issue 6): checkpoint every N updates, after the commit
+        if self.learner is not None:
+            self.learner.maybe_checkpoint()
+        self.source.ack(item)
+        self._log_item(item, len(alerts), new_alerts, started)
+
+    def score(self, model, posts) -> np.ndarray:
+        """Posts → probabilities (n_posts, n_labels), scored ``batch_size`` at a time."""
+        n_labels = len(model.label_names)
+        if not posts:
+            return np.zeros((0, n_labels))
+        size = self.settings.batch_size
+        parts = [
+            model.probabilities([post.text for post in posts[start:start + size]])
+            for start in range(0, len(posts), size)
+        ]
+        return np.vstack(parts)
+
+    def _commit(self, item: WorkItem, alerts, labels) -> int:
+        """The one transaction: learner journal, posts/item done, alerts enqueued."""
+        with self.ledger.transaction() as conn:
+            # HOOK (learner, issue 6): labelled posts, inside the transaction
+            if self.learner is not None:
+                labelled = [post for post in item.posts if post.label is not None]
+                if labelled:
+                    outcomes = self.learner.observe(conn, labelled)
+                    item.errors.extend(_quarantined_labels(labelled, outcomes))
+            # HOOK (redis workers, issue 8): an alert another worker took is not ours
+            alerts = getattr(self.source, "filter_alerts", lambda alerts: alerts)(alerts)
+            new_alerts = self.outbox.enqueue(conn, alerts) if alerts else 0
+            Ledger.mark_done(
+                conn, item.key, item.source_name, item.name,
+                [post.id for post in item.posts], labels or [], new_alerts, len(item.errors),
+                status="rejected" if item.rejected else "done", reason=item.rejected,
+            )
+            # HOOK (redis workers, issue 8): the last step before COMMIT
+            getattr(self.source, "confirm_alerts", lambda alerts: None)(alerts)
+        return new_alerts
+
+    def _log_item(self, item: WorkItem, alerts: int, new_alerts: int, started: float) -> None:
+        now = time.time()
+        latency = now - item.ready_at if item.ready_at else None
+        if self.metrics is not None:
+            self.metrics.observe_item(item, new_alerts, latency)
+        event = "item_rejected" if item.rejected else "item_done"
+        log.info(
+            event,
+            item=item.name,
+            key=item.key,
+            posts=len(item.posts),
+            labelled=sum(post.label is not None for post in item.posts),
+            alerts=new_alerts,
+            duplicate_alerts=alerts - new_alerts,
+            quarantined=len(item.errors),
+            reason=item.rejected,
+            seconds=round(time.perf_counter() - started, 4),
+            latency=None if latency is None else round(latency, 4),
+        )
+
+    # ------------------------------------------------------------------ redis workers
+
+    def _sync_cluster_model(self) -> None:
+        """HOOK (redis workers, issue 8): a scorer swaps in the model version the learner
+        published; the learner publishes each new version (checkpoint, rollback, start)."""
+        update = getattr(self.source, "model_update", None)
+        model = update() if update is not None else None
+        if model is not None and self.learner is None:
+            previous, self.model = self.model.version, model
+            self.ledger.set_meta(model_version=model.version)
+            log.info("model_swapped", version=model.version, previous=previous)
+        publish = getattr(self.source, "publish_model", None)
+        if publish is not None and self.learner is not None and self.learner.version:
+            if self.learner.version != getattr(self, "_published_version", None):
+                from monitor.model import Model
+
+                publish(Model.load(self.learner.store.path_of(self.learner.version)))
+                self._published_version = self.learner.version
+
+    # ------------------------------------------------------------------ status
+
+    def _write_meta(self) -> None:
+        model = self.scoring_model
+        self.ledger.set_meta(
+            pid=os.getpid(), started_at=self.started_at, heartbeat=self.started_at,
+            stopped_at=None, model_version=model.version, source=self.source.name,
+            model_path=self.settings.model,
+        )
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + HEARTBEAT_SECONDS
+            if self.learner is not None:  # HOOK (learner, issue 6): rollback while idle
+                self.learner.poll()
+            backlog = getattr(self.source, "backlog", lambda: None)()
+            self.ledger.set_meta(heartbeat=time.time(), backlog=backlog,
+                                 model_version=self.scoring_model.version)
+
+
+def build(settings, model, pm, metrics=None) -> Daemon:
+    """A Daemon for ``settings``: source, ledger, outbox, rules and (optional) learner."""
+    from monitor.outbox import Outbox
+    from monitor.rules import AlertRules
+    from monitor.sources import open_source
+
+    ledger = Ledger(settings.state)
+    outbox = Outbox(ledger, pm, settings)
+    learner = make_learner(model, ledger, settings)
+    live = learner.model if learner is not None else model
+    rules = AlertRules(settings, live)
+    source = open_source(settings)
+    if getattr(source, "role", None) == "scorer":  # HOOK (redis workers, issue 8):
+        learner = None  # scorers do not learn; they follow the learner's published model
+    return Daemon(settings, model, source, ledger, outbox, rules, learner, metrics)
+
+
+def _quarantined_labels(posts, outcomes) -> list:
+    """HOOK (learner, issue 6): labelled posts the learner refused (unknown label) → bad lines."""
+    import json
+
+    from monitor.sources.base import BadLine
+
+    by_id = {post.id: post for post in posts}
+    bad = []
+    for outcome in outcomes:
+        if outcome["outcome"] == "quarantined":
+            post = by_id[outcome["post_id"]]
+            raw = json.dumps({"id": post.id, "text": post.text, "label": post.label},
+                             ensure_ascii=False).encode()
+            bad.append(BadLine(0, f"post {post.id}: {outcome['reason']}", raw))
+    return bad
+
+
+def make_learner(model, ledger, settings) -> Any:
+    """HOOK (learner, issue 6): the OnlineLearner (with learning off it still keeps the
+    model versions: the latest one is the live model; labelled posts are only recorded)."""
+    try:
+        from monitor.learn import OnlineLearner
+    except ImportError:
+        log.warning("learning_unavailable", reason="monitor.learn is not installed")
+        return None
+    return OnlineLearner(model, ledger, settings)
