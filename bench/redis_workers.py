@@ -101,8 +101,12 @@ def kill_run(server: RedisServer, workdir: Path, model: Path, posts: list, count
         elapsed = time.perf_counter() - started
         cluster.start("w2")  # its committed-but-undelivered alerts drain from its outbox
         wait_ready(cluster, ["w2"])
-        time.sleep(3.0)
+        delivering = time.perf_counter()
+        delivered = cluster.wait_until(lambda: cluster.undelivered() == 0, timeout=3600,
+                                       interval=0.5)
+        delivery_wait = time.perf_counter() - delivering
         codes = cluster.stop_all()
+        committed = cluster.outbox_alert_ids()
         alerts = cluster.alerts()
         ids = [a["alert_id"] if "alert_id" in a else f"{a['post_id']}:{a['label']}"
                for a in alerts]
@@ -112,6 +116,8 @@ def kill_run(server: RedisServer, workdir: Path, model: Path, posts: list, count
             "posts": len(posts), "seconds": elapsed, "drained": drained,
             "w2_pending_when_killed": held, "claimed_by_others": claimed,
             "scored": len(cluster.scored_post_ids() & {p["id"] for p in posts}),
+            "outbox_alerts": len(committed), "unique_outbox_alerts": len(set(committed)),
+            "delivered_all": delivered, "delivery_wait_s": round(delivery_wait, 1),
             "alerts": len(ids), "unique_alerts": len(set(ids)),
             "expected_alerts": len(expected_alert_ids(posts)),
             "missing_alerts": len(expected_alert_ids(posts) - set(ids)),
@@ -140,7 +146,7 @@ def main() -> None:
         try:
             print(f"{'workers':>7} {'posts':>8} {'seconds':>8} {'posts/s':>9} {'push/s':>9}"
                   f"  worker CPU s (each)          redis CPU s")
-            for n in [int(w) for w in args.workers.split(",")]:
+            for n in [int(w) for w in args.workers.split(",") if w.strip()]:
                 r = throughput(server, workdir, model, n, posts, args.count)
                 each = " ".join(f"{c:6.1f}" for c in r["worker_cpu"].values())
                 print(f"{n:>7} {r['scored']:>8} {r['seconds']:>8.2f} {r['posts_per_s']:>9.0f}"

@@ -19,6 +19,8 @@ COMMANDS = {
     "run": "monitor.commands.run:run",
     "status": "monitor.commands.status:status",
     "model": "monitor.commands.model:model",
+    "train": "monitor.commands.train:train",
+    "evaluate": "monitor.commands.evaluate:evaluate",
     "push": "monitor.commands.push:push",
     "plugins": "monitor.commands.plugins:plugins",
     "alerts": "monitor.commands.alerts:alerts",

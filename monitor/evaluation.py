@@ -4,7 +4,8 @@ Pure functions over integer label indices; ``evaluate_model`` runs a model over
 labelled posts and adds the mean cross-entropy.  Conventions (as scikit-learn's
 ``zero_division=0``): a class never predicted has precision 0, a class with no posts
 has recall 0, and F1 is 0 when precision + recall is 0.  Macro-F1 averages the
-per-class F1 over every label, including labels with no posts.
+per-class F1 over the labels that occur, as truth or as prediction (scikit-learn's
+default), so a label absent from both does not count as a zero.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ def metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str])
     recall = _ratio(hits, support.astype(np.float64))
     f1 = _ratio(2 * precision * recall, precision + recall)
     total = int(matrix.sum())
+    occurring = (support + predicted) > 0
     return {
         "examples": total,
         "accuracy": float(hits.sum() / total) if total else 0.0,
-        "macro_f1": float(f1.mean()) if len(labels) else 0.0,
+        "macro_f1": float(f1[occurring].mean()) if occurring.any() else 0.0,
         "per_class": {
             label: {
                 "precision": float(precision[k]),

@@ -21,7 +21,6 @@ import json
 import os
 import stat
 import tempfile
-import time
 from pathlib import Path
 
 from monitor.posts import PostError, detect_format, parse_line
@@ -199,16 +198,42 @@ def write_quarantine(feed_dir: Path, item: WorkItem) -> Path | None:
 
 
 def _move_into(directory: Path, path: Path, key: str) -> Path | None:
+    """Hard-link into ``directory`` then unlink: the watched directory sees a delete, not
+    an unpaired move-out (which stalls watchdog's event queue for 0.5 s).  A crash
+    between the two steps is finished on the next ack.  Falls back to rename."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / path.name
+    if _same_file(path, target):
+        path.unlink(missing_ok=True)
+        return target
     if target.exists() or target.is_symlink():
         suffix = "".join(path.suffixes[-1:])
-        target = directory / f"{path.name[: len(path.name) - len(suffix)]}.{key.split(':')[-1][:12]}{suffix}"
+        stem = path.name[: len(path.name) - len(suffix)]
+        target = directory / f"{stem}.{key.split(':')[-1][:12]}{suffix}"
     try:
-        os.replace(path, target)
+        os.link(path, target, follow_symlinks=False)
     except FileNotFoundError:
         return None
+    except FileExistsError:
+        if not _same_file(path, target):
+            os.replace(path, target)
+            return target
+    except OSError:  # no hard links here (some network file systems)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            return None
+        return target
+    path.unlink(missing_ok=True)
     return target
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        first, second = os.lstat(a), os.lstat(b)
+    except OSError:
+        return False
+    return (first.st_ino, first.st_dev) == (second.st_ino, second.st_dev)
 
 
 def _write_json(path: Path, value) -> Path:
@@ -227,11 +252,3 @@ def _write_bytes(path: Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def file_age(path: Path) -> float | None:
-    """Seconds since the file was last modified, or None if it is gone."""
-    try:
-        return time.time() - os.stat(path).st_mtime
-    except OSError:
-        return None

@@ -105,14 +105,14 @@ class DriftGuard:
         self.window = max(int(window), 1)
         self.drop = float(drop)
         self.every = max(self.window // 4, 1)
-        self.entries: deque[tuple[str, str, bool]] = deque(
+        self.entries: deque[tuple[list[str], str, bool]] = deque(
             maxlen=self.window * (1 + reference_windows))
         self.since_check = 0
 
-    def load(self, entries: Iterable[tuple[str, str, bool]]) -> None:
-        """Start from these (text, label, correct) outcomes, oldest first (the journal)."""
+    def load(self, entries: Iterable[tuple[list[str], str, bool]]) -> None:
+        """Start from these (tokens, label, correct) outcomes, oldest first (the journal)."""
         self.entries.clear()
-        self.entries.extend((text, label, bool(c)) for text, label, c in entries)
+        self.entries.extend((tokens, label, bool(c)) for tokens, label, c in entries)
         self.since_check = 0
 
     def accuracies(self) -> tuple[float, float] | None:
@@ -122,13 +122,13 @@ class DriftGuard:
         flags = np.fromiter((c for _, _, c in self.entries), dtype=bool)
         return float(flags[-self.window :].mean()), float(flags[: -self.window].mean())
 
-    def add(self, text: str, label: str, correct: bool,
-            predict: Callable[[list[str]], list[str]]) -> str | None:
+    def add(self, tokens: list[str], label: str, correct: bool,
+            predict: Callable[[list[list[str]]], list[str]]) -> str | None:
         """Record one prequential outcome; a reason string when the guard fires.
 
-        ``predict``: texts → the live model's labels (for the retention check).
+        ``predict``: tokenized posts → the live model's labels (the retention check).
         """
-        self.entries.append((text, label, bool(correct)))
+        self.entries.append((tokens, label, bool(correct)))
         pair = self.accuracies()
         if pair is None:
             return None
@@ -144,10 +144,10 @@ class DriftGuard:
             return self._retention(predict)
         return None
 
-    def _retention(self, predict: Callable[[list[str]], list[str]]) -> str | None:
+    def _retention(self, predict: Callable[[list[list[str]]], list[str]]) -> str | None:
         earlier = list(self.entries)[: -self.window]
         then = float(np.mean([c for _, _, c in earlier]))
-        predicted = predict([text for text, _, _ in earlier])
+        predicted = predict([tokens for tokens, _, _ in earlier])
         now = float(np.mean([p == label for p, (_, label, _) in zip(predicted, earlier)]))
         if now < then - self.drop:
             return (

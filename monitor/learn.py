@@ -284,7 +284,7 @@ class OnlineLearner:
             " AND correct IS NOT NULL ORDER BY seq DESC LIMIT ?",
             (start, self.drift.entries.maxlen),
         ).fetchall()
-        self.drift.load(reversed(recent))
+        self.drift.load((tokenize(text), label, c) for text, label, c in reversed(recent))
         tail = conn.execute(
             "SELECT outcome FROM learn_journal WHERE seq > ? AND outcome IN"
             " ('learned', 'rejected') ORDER BY seq DESC LIMIT ?",
@@ -334,7 +334,6 @@ class OnlineLearner:
 
     def _observe_one(self, conn: sqlite3.Connection, post: Post) -> dict[str, Any]:
         entry: dict[str, Any] = {"post_id": post.id, "label": post.label, "reason": None,
-                                 "text": post.text,
                                  "predicted": None, "correct": None, "loss": None,
                                  "new_words": [], "new_class": None}
         learning = self.config.enabled and not self.paused
@@ -351,6 +350,7 @@ class OnlineLearner:
         self._score(post, entry)
         if not learning:
             entry["outcome"] = "paused" if self.config.enabled else "skipped"
+            del entry["tokens"]
             return self._journal(conn, post, entry)
         entry["new_words"] = grow_vocabulary(self.model, post.text, self.config.vocabulary_cap)
         self.dirty = self.dirty or bool(entry["new_words"])
@@ -369,15 +369,18 @@ class OnlineLearner:
     def _score(self, post: Post, entry: dict[str, Any]) -> None:
         """Prequential evaluation: the prediction and loss before any learning."""
         names = self.model.label_names
+        entry["tokens"] = tokenize(post.text)
         with np.errstate(all="ignore"):
-            p = self.model.probabilities([post.text])[0]
+            bag = self.model.vocabulary.bag_of_tokens([entry["tokens"]])
+            p = self.model.probabilities_of(bag)[0]
         entry["predicted"] = names[int(np.argmax(p))]
         entry["correct"] = entry["predicted"] == post.label
         entry["loss"] = float(-np.log(max(float(p[names.index(post.label)]), 1e-300)))
 
     def _learn(self, post: Post, entry: dict[str, Any]) -> None:
         network = self.model.network
-        word_ids = self.model.vocabulary.bag_of_words([post.text]).indices
+        index = self.model.vocabulary.index
+        word_ids = sorted({index[t] for t in entry["tokens"] if t in index})
         saved = snapshot(network, word_ids)
         with np.errstate(all="ignore"):
             loss = self._sgd_update(self.model, post.text, post.label,
@@ -401,16 +404,19 @@ class OnlineLearner:
         reason = None
         if self.rejections >= self.config.max_rejections:
             reason = f"{self.rejections} updates in a row rejected; last: {entry['reason']}"
-        drift = self.drift.add(entry["text"], entry["label"], entry["correct"],
+        drift = self.drift.add(entry.pop("tokens"), entry["label"], entry["correct"],
                                self._predict)
         if reason is None and self.config.drift_guard:
             reason = drift
         if reason:
             self._pause(conn, reason)
 
-    def _predict(self, texts: list[str]) -> list[str]:
+    def _predict(self, token_lists: list[list[str]]) -> list[str]:
+        """Tokenized posts → the live model's labels (for the drift guard)."""
         with np.errstate(all="ignore"):
-            return [r["label"] for r in self.model.score(texts)]
+            p = self.model.probabilities_of(self.model.vocabulary.bag_of_tokens(token_lists))
+        names = self.model.label_names
+        return [names[k] for k in p.argmax(axis=1)]
 
     def _pause(self, conn: sqlite3.Connection, reason: str) -> None:
         self.paused = {"reason": reason, "at": _now(), "journal_seq": self.applied_seq,

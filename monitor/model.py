@@ -113,14 +113,32 @@ class Model:
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Scores for every label, shape (n_posts, len(label_names)), rows sum to 1."""
+        if len(texts) == 1:  # one post (online learning): no sparse matrix, same numbers
+            ids, counts = self.vocabulary.word_counts(texts[0])
+            return self._with_complement(self.network.predict_proba_counts(ids, counts))
         return self.probabilities_of(self.vocabulary.bag_of_words(texts))
 
     def probabilities_of(self, bags) -> np.ndarray:
         """The same for bags of words already built, (n_posts, n_vocab)."""
-        p = self.network.predict_proba(bags)
+        return self._with_complement(self.network.predict_proba(bags))
+
+    def _with_complement(self, p: np.ndarray) -> np.ndarray:
+        """Network output → one column per label: a sigmoid's p gains 1 − p (other)."""
         if self.network.output == "sigmoid":
             return np.hstack([p, 1.0 - p])
         return p
+
+    def learn_one(self, text: str, label: str, learning_rate: float) -> tuple[np.ndarray, float]:
+        """Prequential step on one post: (scores before learning, loss), then one SGD step.
+
+        Numbers identical to ``probabilities([text])[0]`` followed by one ``sgd_step`` on
+        ``vocabulary.bag_of_words([text])`` (``train.sgd_update``), at the cost of one
+        tokenization and one forward pass.  Raises KeyError for an unknown label.
+        """
+        target = self.label_index(label)
+        ids, counts = self.vocabulary.word_counts(text)
+        p, loss = self.network.learn_counts(ids, counts, target, learning_rate)
+        return self._with_complement(p[None, :])[0], loss
 
     def score(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """Posts → [{"label": best label, "scores": {label: p}}], one per post."""

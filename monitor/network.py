@@ -146,19 +146,37 @@ class Network:
 
     def first_layer(self, X) -> np.ndarray:
         """Z^1 = X W^1ᵀ + b^1 for sparse or dense X of shape (n_posts, n_vocab)."""
+        if sp.issparse(X) and X.shape[0] == 1:  # one post: the word-counts path
+            X = X.tocsr()
+            return self.first_layer_counts(X.indices, X.data)
         W1T = self.weights[0].T  # (n_vocab, n_1), C-contiguous
         if sp.issparse(X):
-            if X.shape[0] == 1:  # one post: sum the rows of its words, scaled by count
-                Z = (X.data @ W1T[X.indices])[None, :]
-            else:
-                Z = np.asarray(X @ W1T)
+            Z = np.asarray(X @ W1T)
         else:
             Z = np.asarray(X, dtype=np.float64) @ W1T
         return Z + self.biases[0]
 
+    def first_layer_counts(self, ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Z^1 for one post given as word ids and counts (n_words,): shape (1, n_1).
+
+        W^1 x only picks the columns of the post's words, so it is their sum weighted
+        by the counts: the rows ``ids`` of W^1ᵀ, one contiguous row per word.
+        """
+        W1T = self.weights[0].T  # (n_vocab, n_1)
+        return (counts @ W1T[ids])[None, :] + self.biases[0]
+
     def forward(self, X) -> Trace:
         """Run every layer, keeping z^l and a^l for backprop.  X: (n_posts, n_vocab)."""
-        Z = [self.first_layer(X)]
+        return self._forward_from(self.first_layer(X), X)
+
+    def forward_counts(self, ids: np.ndarray, counts: np.ndarray) -> Trace:
+        """``forward`` for one post as (ids, counts) (``Vocabulary.word_counts``), no
+        sparse matrix; identical numbers to ``forward`` on its 1-row bag of words.
+        The trace's A[0] is the pair (ids, counts)."""
+        return self._forward_from(self.first_layer_counts(ids, counts), (ids, counts))
+
+    def _forward_from(self, z1: np.ndarray, X) -> Trace:
+        Z = [z1]
         A = [X]
         for W, b in zip(self.weights[1:], self.biases[1:]):
             A.append(relu(Z[-1]))
@@ -172,6 +190,10 @@ class Network:
     def predict_proba(self, X) -> np.ndarray:
         """Output ŷ: (n_posts, 1) = p(class) for sigmoid, (n_posts, n_classes) for softmax."""
         return self.forward(X).A[-1]
+
+    def predict_proba_counts(self, ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """``predict_proba`` of one post as (ids, counts): shape (1, n_outputs)."""
+        return self.forward_counts(ids, counts).A[-1]
 
     # -------------------------------------------------------------- loss
 
@@ -219,23 +241,61 @@ class Network:
             np.asarray(sample_weight, dtype=np.float64) / np.sum(sample_weight)
         )
         delta = (trace.A[-1] - self.one_hot(y)) * weight[:, None]  # δ^L = ŷ − y, per post
+        dW, db, delta = self._backprop_layers(trace, delta)
+        dW[0] = _sparse_input_gradient(X, delta)
+        return dW, db, trace
+
+    def _backprop_layers(self, trace: Trace, delta: np.ndarray) -> tuple[list, list, np.ndarray]:
+        """Run δ^L down to δ^1: gradients of layers L..2 and both of layer 1's but dW[0].
+
+        delta: δ^L, (n_posts, n_L), already weighted per post.  Returns (dW, db, δ^1)
+        with dW[0] left for the caller (it depends on how the input is held).
+        """
         dW: list = [None] * len(self.weights)
         db: list[np.ndarray] = [None] * len(self.weights)  # type: ignore[list-item]
         for l in range(len(self.weights) - 1, 0, -1):  # layers L .. 2 (0-based l)
             dW[l] = delta.T @ trace.A[l]  # δ^l (a^(l-1))ᵀ summed over posts
             db[l] = delta.sum(axis=0)
             delta = relu_prime(trace.Z[l - 1]) * (delta @ self.weights[l])  # δ^(l-1)
-        dW[0] = _sparse_input_gradient(X, delta)
         db[0] = delta.sum(axis=0)
-        return dW, db, trace
+        return dW, db, delta
 
     def sgd_step(
         self, X, y: np.ndarray, learning_rate: float, sample_weight: np.ndarray | None = None
     ) -> float:
         """One SGD update on a mini-batch; returns the batch loss before the update."""
+        if sample_weight is None and _is_one_canonical_row(X):
+            return self.sgd_step_counts(X.indices, X.data, int(np.ravel(y)[0]), learning_rate)
         dW, db, trace = self.backprop(X, y, sample_weight)
         self.apply_gradients(dW, db, learning_rate)
         return float(np.average(self.losses_from_logits(trace.Z[-1], y), weights=sample_weight))
+
+    def sgd_step_counts(
+        self, ids: np.ndarray, counts: np.ndarray, target: int, learning_rate: float
+    ) -> float:
+        """``sgd_step`` on one post as (ids, counts) with class index ``target``.
+
+        The same update, number for number, as ``sgd_step`` on its 1-row bag of words,
+        without a sparse matrix.  Returns the post's loss before the update.
+        """
+        return self.learn_counts(ids, counts, target, learning_rate)[1]
+
+    def learn_counts(
+        self, ids: np.ndarray, counts: np.ndarray, target: int, learning_rate: float
+    ) -> tuple[np.ndarray, float]:
+        """Predict, then learn, from one post in a single forward pass (prequential).
+
+        Returns (ŷ before the update, shape (n_outputs,), loss before the update); the
+        update is ``sgd_step_counts``'s.  ∂c/∂(W^1ᵀ) is count_i δ^1 on row ids_i and zero
+        on every other row, so only the post's words' weights move in the first layer.
+        """
+        trace = self.forward_counts(ids, counts)
+        delta = trace.A[-1] - self.one_hot([target])  # δ^L = ŷ − y, (1, n_L)
+        dW, db, delta = self._backprop_layers(trace, delta)
+        dW[0] = (ids, counts[:, None] * delta)  # (n_words, n_1)
+        self.apply_gradients(dW, db, learning_rate)
+        loss = float(self.losses_from_logits(trace.Z[-1], [target])[0])
+        return trace.A[-1][0], loss
 
     def apply_gradients(self, dW: list, db: list[np.ndarray], learning_rate: float) -> None:
         """W ← W − η ∂c/∂W and b ← b − η ∂c/∂b for every layer (sparse rows for W^1)."""
@@ -260,6 +320,11 @@ class Network:
 
     def is_finite(self) -> bool:
         return all(np.isfinite(p).all() for p in self.weights + self.biases)
+
+
+def _is_one_canonical_row(X) -> bool:
+    """A 1-row CSR bag whose ids are sorted and distinct, as bag_of_words makes them."""
+    return sp.issparse(X) and X.format == "csr" and X.shape[0] == 1 and X.has_canonical_format
 
 
 def _sparse_input_gradient(X, delta1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

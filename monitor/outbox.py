@@ -121,7 +121,7 @@ class CallLane:
         except FutureTimeout:
             self._abandon(future, tag)
             return "timeout", None
-        except Exception as error:  # the plugin's own failure
+        except BaseException as error:  # the plugin's own failure (even SystemExit)
             return "error", error
 
     def _abandon(self, future: Future, tag: Any) -> None:

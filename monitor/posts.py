@@ -105,6 +105,8 @@ def _check_encodable(obj: dict) -> None:
         json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise PostError("invalid Unicode escape (lone surrogate)") from None
+    except RecursionError:
+        raise PostError("invalid JSON: nested too deeply") from None
 
 
 class InputError(Exception):

@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 import numpy as np
 import structlog
@@ -204,12 +205,14 @@ def fit(
     options: Options,
     rng: np.random.Generator,
     validation: Examples | None = None,
-    on_batch: Callable[[int], None] | None = None,
+    progress: Callable[[int], ContextManager] | None = None,
 ) -> Result:
     """Train ``model`` in place; with validation, keep the epoch of best macro-F1.
 
     Logs one ``epoch`` event per epoch (train loss, validation loss/accuracy/macro-F1).
     Stops early after ``options.patience`` epochs without a better validation score.
+    ``progress(epoch)``, if given, is a context manager yielding ``update(n_posts)``
+    (e.g. a click progress bar), entered once per epoch.
     """
     X = model.vocabulary.bag_of_words(examples.texts)  # (n_posts, n_vocab)
     y = targets_for(model, examples)
@@ -221,7 +224,10 @@ def fit(
     history: list[dict[str, Any]] = []
     best: tuple | None = None
     for epoch in range(1, options.epochs + 1):
-        loss = _epoch(model.network, X, y, options, rng, weights, on_batch)
+        bar = progress(epoch) if progress else nullcontext(None)
+        with bar as update, np.errstate(over="ignore", invalid="ignore"):
+            on_batch = getattr(update, "update", update)
+            loss = _epoch(model.network, X, y, options, rng, weights, on_batch)
         if not np.isfinite(loss) or not model.network.is_finite():
             raise TrainingError(f"training diverged at epoch {epoch} (loss {loss}); lower --lr")
         record: dict[str, Any] = {"epoch": epoch, "loss": loss}
@@ -249,7 +255,10 @@ def _epoch(network, X, y, options: Options, rng, weights, on_batch) -> float:
     total = 0.0
     for start in range(0, n, options.batch_size):
         batch = order[start : start + options.batch_size]
-        total += _batch_step(network, X[batch], y[batch], options.learning_rate, weights) * len(batch)
+        loss = _batch_step(network, X[batch], y[batch], options.learning_rate, weights)
+        if not np.isfinite(loss):
+            return loss  # diverged: the caller stops
+        total += loss * len(batch)
         if on_batch:
             on_batch(len(batch))
     return total / n

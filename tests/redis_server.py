@@ -274,6 +274,31 @@ class Cluster:
                 conn.close()
         return ids
 
+    def _ledger_rows(self, query: str) -> list[tuple]:
+        import sqlite3
+
+        rows: list[tuple] = []
+        for name in self.processes:
+            path = self.directory(name) / "state" / "ledger.sqlite3"
+            if path.exists():
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+                try:
+                    rows += conn.execute(query).fetchall()
+                except sqlite3.OperationalError:  # no outbox table yet
+                    pass
+                finally:
+                    conn.close()
+        return rows
+
+    def outbox_alert_ids(self) -> list[str]:
+        """Alert ids committed to every worker's outbox (delivered or not)."""
+        return [row[0] for row in self._ledger_rows("SELECT alert_id FROM outbox_alerts")]
+
+    def undelivered(self) -> int:
+        """Outbox deliveries not delivered yet, over all workers."""
+        return sum(row[0] for row in self._ledger_rows(
+            "SELECT COUNT(*) FROM outbox_deliveries WHERE status != 'delivered'"))
+
     def close(self) -> None:
         self.stop_all()
         self.client.close()

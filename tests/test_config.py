@@ -90,3 +90,10 @@ def test_bad_env_boolean_names_the_variable(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_env_reaches_plugin_tables(tmp_path):
+    settings = load_settings(write(tmp_path, ""), environ={
+        "BANANA_MONITOR_PLUGINS__JSONL__PATH": "/tmp/a.jsonl",
+        "BANANA_MONITOR_PLUGINS__WEBHOOK__TIMEOUT": "2.5"})
+    assert settings.plugins == {"jsonl": {"path": "/tmp/a.jsonl"}, "webhook": {"timeout": 2.5}}

@@ -240,6 +240,8 @@ def test_kill9_loop_every_post_done_no_alert_twice(daemon_process, rng):
         kills += 1
     thread.join()
     daemon.start()  # the clean run
+    daemon.wait_for(lambda: any(e["event"] == "daemon_started" for e in daemon.events()),
+                    what="start-up of the clean run")
     daemon.wait_for(lambda: len(daemon.processed()) == 50, timeout=90, what="all 50 files")
     daemon.wait_for(lambda: all_delivered(daemon), timeout=90, what="all deliveries")
     assert daemon.signal(signal.SIGTERM) == 0

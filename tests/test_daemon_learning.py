@@ -151,32 +151,43 @@ def test_daemon_learning_equals_train_batch_size_one(daemon_process, start_model
     assert 0.0 < learning["prequential_accuracy"] <= 1.0
 
 
+def started(daemon) -> bool:
+    return any(e["event"] == "daemon_started" for e in daemon.events())
+
+
 def test_kill_9_during_learning_still_learns_each_post_once(daemon_process, start_model, cli,
                                                             json_lines, tmp_path):
     rng = np.random.default_rng(99)
     posts = corpus("train")[:1200]
     files = [posts[100 * k:100 * (k + 1)] for k in range(12)]
-    daemon = daemon_process(learning_config(checkpoint_every=7, drift_guard="false"),
+    daemon = daemon_process(learning_config(checkpoint_every=150, drift_guard="false"),
                             model=start_model)
     kills = 0
     for k, chunk in enumerate(files):
-        drop(daemon.feed, f"labelled-{k:02d}.jsonl", jsonl(chunk))
-        daemon.start("--learn")
-        time.sleep(float(rng.uniform(0.6, 2.2)))  # start-up, resume, learning, checkpoints
+        name = f"labelled-{k:02d}.jsonl"
+        if k % 3 == 0:  # killed while starting: loading, resuming, replaying, the scan
+            drop(daemon.feed, name, jsonl(chunk))
+            daemon.start("--learn")
+            time.sleep(float(rng.uniform(0.2, 2.0)))
+        else:  # killed while learning a file (or checkpointing after it)
+            daemon.start("--learn")
+            daemon.wait_for(lambda: started(daemon), what="daemon_started")
+            drop(daemon.feed, name, jsonl(chunk))
+            time.sleep(float(rng.uniform(0.0, 1.5)))
         daemon.kill()
         kills += 1
     assert kills >= 10
     daemon.start("--learn")
-    daemon.wait_for(lambda: len(daemon.processed()) == len(files), timeout=120,
+    daemon.wait_for(lambda: len(daemon.processed()) == len(files), timeout=180,
                     what="every file after the kills")
     assert daemon.signal(signal.SIGTERM) == 0
     rows = journal(daemon.state)
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids)) == len(posts)  # none twice, none lost
     assert sorted(ids) == sorted(p["id"] for p in posts)
-    replays = [e for run in range(1, daemon.runs + 1) for e in daemon.events(run)
-               if e["event"] == "learning_resumed"]
-    assert sum(e["replayed"] for e in replays) > 0  # some kills did land between checkpoints
+    events = [e for run in range(1, daemon.runs + 1) for e in daemon.events(run)]
+    resumed = [e for e in events if e["event"] == "learning_resumed"]
+    assert sum(e["replayed"] for e in resumed) > 0  # some kills landed between checkpoints
     assert_identical(final_model(cli, json_lines, daemon),
                      train_reference(cli, tmp_path, start_model,
                                      in_journal_order(daemon.state, posts)))

@@ -68,8 +68,9 @@ def example_venv(tmp_path_factory):
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True).stdout.strip()
     outer = [path for path in site.getsitepackages() if Path(path).is_dir()]
     (Path(purelib) / "_outer_site.pth").write_text(
         "".join(f"import site; site.addsitedir({path!r})\n" for path in outer))

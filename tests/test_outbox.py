@@ -388,3 +388,22 @@ def test_stop_drains_what_is_due_but_not_a_hung_plugin(make_ledger):
     assert sorted(slow.received) == sorted(a.alert_id for a in alerts(5))
     with ledger.transaction() as conn:
         assert delivery_counts(conn)["hang"]["delivered"] <= 1
+
+
+def test_a_plugin_calling_sys_exit_is_contained(make_ledger):
+    class Exits:
+        @hookimpl
+        def send_alert(self, alert):
+            raise SystemExit(3)
+
+    ledger = make_ledger()
+    good = Recorder()
+    outbox = Outbox(ledger, manager(exits=Exits(), good=good), settings(max_attempts=2))
+    outbox.start()
+    try:
+        enqueue(outbox, ledger, alerts(2))
+        assert wait_for(lambda: outbox.stats()["exits"]["dead"] == 2 and len(good.received) == 2)
+    finally:
+        outbox.stop(5)
+    with ledger.transaction() as conn:
+        assert {d["last_error"] for d in dead_letters(conn)} == {"SystemExit: 3"}

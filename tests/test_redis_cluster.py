@@ -69,8 +69,10 @@ def test_three_workers_one_killed_mid_stream_every_post_once_no_duplicate_alert(
 
     cluster.start("w2")  # back on its state dir: what its outbox committed gets delivered
     started(cluster, "w2")
-    time.sleep(3.0)
+    assert cluster.wait_until(lambda: cluster.undelivered() == 0, timeout=600, interval=0.5)
     assert cluster.stop_all() == {"w1": 0, "w2": 0, "w3": 0}
+    committed = cluster.outbox_alert_ids()  # over the three workers' outboxes
+    assert len(committed) == len(set(committed)) == len(expected_alert_ids(posts))
 
     assert cluster.scored_post_ids() >= {p["id"] for p in posts}  # every post scored
     alerts = cluster.alerts()
@@ -179,3 +181,17 @@ def test_learner_kill9_loses_no_labelled_post_and_learns_none_twice(cluster, red
     for mine, theirs in zip(learned.network.weights + learned.network.biases,
                             expected.network.weights + expected.network.biases):
         np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-12)
+
+
+def test_a_single_worker_of_role_all_scores_and_learns(cluster, redis_url):
+    cluster.start("solo", role="all", env=LEARN_ENV)
+    started(cluster, "solo")
+    posts = keyword_posts(30)
+    push_posts(redis_url, posts + labelled_posts(5))
+    assert cluster.wait_until(cluster.drained, timeout=60)
+    assert cluster.wait_until(lambda: cluster.undelivered() == 0, timeout=60)
+    assert cluster.stop_all() == {"solo": 0}
+    assert sorted(alert_ids(cluster.alerts())) == sorted(expected_alert_ids(posts))
+    assert [post_id for post_id, _ in learner_journal(cluster, "solo")] == [
+        f"l{i}" for i in range(5)]
+    assert cluster.scored_post_ids() == {p["id"] for p in posts} | {f"l{i}" for i in range(5)}

@@ -67,12 +67,14 @@ def test_push_writes_one_entry_per_post_with_id_text_label_meta(cli, redis_url, 
     ]
 
 
-def test_push_reports_a_bad_line_in_one_line_with_exit_2(cli, redis_url, tmp_path):
+def test_push_reports_a_bad_line_in_one_line_with_exit_2(cli, redis_url, client, tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"text": "fine"}\n{"text": \n')
+    bad.write_text('{"text": "fine"}\n{"text": \n{"text": "never"}\n')
     result = cli("push", bad, "--source", redis_url)
     assert result.exit_code == 2
     assert "bad.jsonl:2: invalid JSON" in result.output
+    assert "(1 posts pushed before it)" in result.output
+    assert [f[b"text"] for _, f in client.xrange(STREAM)] == [b"fine"]
     assert "Traceback" not in result.output
     result = cli("push", bad, "--source", "http://127.0.0.1:1/0")
     assert result.exit_code == 2 and "redis://" in result.output
@@ -243,3 +245,39 @@ def test_backlog_is_the_groups_lag(make_source, client):
     assert source.backlog() == 7
     source.ack(source.next_batch(timeout=0.5))
     assert source.backlog() == 2
+
+
+def test_push_reads_stdin_and_trims_with_maxlen(cli, redis_url, client):
+    lines = "".join(f"post number {i}\n" for i in range(3000))
+    result = cli("push", "-", "--source", redis_url, "--stream", "s", "--maxlen", "100",
+                 input=lines)
+    assert json.loads(result.output) == {"pushed": 3000, "stream": "s", "files": 1}
+    entries = client.xrange("s")
+    assert 100 <= len(entries) < 3000  # MAXLEN ~ trims whole macro nodes: about 100
+    assert entries[-1][1] == {b"id": b"3000", b"text": b"post number 2999"}
+
+
+def test_an_entry_deleted_while_pending_is_acked_on_recovery(make_source, client):
+    kept = client.xadd(STREAM, {"id": "kept", "text": "banana"})
+    gone = client.xadd(STREAM, {"id": "gone", "text": "cookie"})
+    first = make_source(state="w", consumer=None, count=1)
+    first.next_batch(timeout=0.5)  # "kept", never acked
+    first.next_batch(timeout=0.5)  # "gone", never acked
+    client.xdel(STREAM, gone)
+    again = make_source(state="w", consumer=None, count=5)
+    item = again.next_batch(timeout=0.5)
+    assert item.handle == [kept.decode()]
+    again.ack(item)
+    assert again.next_batch(timeout=0.1) is None
+    assert client.xpending(STREAM, "banana-monitor")["pending"] == 0
+
+
+def test_an_unreachable_redis_at_start_exits_with_3_after_waiting(tmp_path, monkeypatch):
+    import monitor.sources.redis as module
+
+    monkeypatch.setattr(module, "START_WAIT", 0.3)
+    source = RedisSource("redis://127.0.0.1:1/0", RedisSettings(consumer="c"),
+                         state_dir=tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        source.start()
+    assert exited.value.code == 3

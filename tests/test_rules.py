@@ -59,7 +59,7 @@ cookie = 0.9
 
 
 def test_each_alert_carries_its_explanation(tmp_path, model):
-    settings = settings_from(tmp_path, "[alerts]\nclasses = ['banana']\nthreshold = 0.0\nexplain = 2\n")
+    settings = settings_from(tmp_path, "[alerts]\nclasses=['banana']\nthreshold=0.0\nexplain=2\n")
     rules = AlertRules(settings, model)
     batch = [Post("a", "ripe banana bread"), Post("b", "sweet chocolate cookie")]
     alerts = rules.alerts_for(batch, model.probabilities([p.text for p in batch]), "s", 1)
@@ -68,7 +68,7 @@ def test_each_alert_carries_its_explanation(tmp_path, model):
 
 
 def test_explain_zero_turns_explanations_off(tmp_path, model):
-    settings = settings_from(tmp_path, "[alerts]\nclasses = ['banana']\nthreshold = 0.0\nexplain = 0\n")
+    settings = settings_from(tmp_path, "[alerts]\nclasses=['banana']\nthreshold=0.0\nexplain=0\n")
     alerts = AlertRules(settings, model).alerts_for(posts(2), np.full((2, 3), 1 / 3), "s", 1)
     assert [a.explanation for a in alerts] == [[], []]
 
@@ -104,7 +104,8 @@ throttle = { max = 2, window = 60 }
 
 
 def test_flush_force_emits_the_open_windows_digest(tmp_path, model):
-    settings = settings_from(tmp_path, "[alerts]\nclasses=['banana']\nthrottle={max=1, window=3600}\n")
+    settings = settings_from(tmp_path,
+                             "[alerts]\nclasses=['banana']\nthrottle={max=1, window=3600}\n")
     rules = AlertRules(settings, model, clock=Clock())
     assert len(rules.alerts_for(posts(3), np.tile([0.9, 0.05, 0.05], (3, 1)), "s", 1)) == 1
     (digest,) = rules.flush(force=True)

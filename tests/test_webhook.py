@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,7 +83,7 @@ def test_two_failures_then_a_signed_delivery(make_ledger, monkeypatch, capsys):
     assert [status for _, _, status in receiver.requests] == [500, 500, 204]
     headers, body, _ = receiver.requests[-1]
     # the receiver checks the signature with the shared secret
-    expected = "sha256=" + __import__("hmac").new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert headers[webhook.SIGNATURE_HEADER] == expected
     assert webhook.verify(body, SECRET, headers[webhook.SIGNATURE_HEADER])
     assert not webhook.verify(body, "wrong", headers[webhook.SIGNATURE_HEADER])

@@ -34,21 +34,23 @@ def push(files, url, stream, text_field, id_field, maxlen):
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise CommandError(f"--source must be redis://HOST:PORT/DB, got {url!r}")
     client = _client(url)
-    total = 0
+    appender = _Appender(client, stream, maxlen)
     try:
         for name in files:
             with _open(name) as handle:
-                posts = read_posts(handle, name, text_field=text_field, id_field=id_field)
-                total += _append(client, stream, posts, maxlen)
+                for post in read_posts(handle, name, text_field=text_field, id_field=id_field):
+                    appender.add(post)
+        appender.flush()
     except InputError as error:
-        raise CommandError(f"{error} ({total} posts pushed before it)") from None
+        appender.flush()  # the posts before the bad line are pushed, and counted
+        raise CommandError(f"{error} ({appender.pushed} posts pushed before it)") from None
     except OSError as error:
         raise CommandError(f"{error.filename}: {error.strerror}") from None
     except _redis_errors() as error:
-        raise CommandError(f"redis: {error} ({total} posts pushed before it)") from None
+        raise CommandError(f"redis: {error} ({appender.pushed} posts pushed before it)") from None
     finally:
         client.close()
-    echo_json({"pushed": total, "stream": stream, "files": len(files)})
+    echo_json({"pushed": appender.pushed, "stream": stream, "files": len(files)})
 
 
 def entry_fields(post) -> dict[str, str]:
@@ -61,16 +63,24 @@ def entry_fields(post) -> dict[str, str]:
     return fields
 
 
-def _append(client, stream, posts, maxlen) -> int:
-    count = 0
-    pipe = client.pipeline(transaction=False)
-    for post in posts:
-        pipe.xadd(stream, entry_fields(post), maxlen=maxlen, approximate=True)
-        count += 1
-        if count % PIPELINE == 0:
-            pipe.execute()
-    pipe.execute()
-    return count
+class _Appender:
+    """XADDs in pipelined round trips of PIPELINE entries; ``pushed`` counts the sent."""
+
+    def __init__(self, client, stream: str, maxlen: int | None):
+        self.pipe = client.pipeline(transaction=False)
+        self.stream, self.maxlen = stream, maxlen
+        self.buffered = self.pushed = 0
+
+    def add(self, post) -> None:
+        self.pipe.xadd(self.stream, entry_fields(post), maxlen=self.maxlen, approximate=True)
+        self.buffered += 1
+        if self.buffered >= PIPELINE:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffered:
+            self.pipe.execute()
+            self.pushed, self.buffered = self.pushed + self.buffered, 0
 
 
 def _open(name):

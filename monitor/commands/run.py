@@ -47,6 +47,13 @@ def run(config_path, feed, model, state, learn, polling, source, role, consumer,
 
 
 def _run(settings) -> int:
+    import signal
+    import threading
+
+    stopping = threading.Event()  # a signal during start-up still means a clean stop
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+
     from monitor import daemon
     from monitor.plugins import PluginError, get_plugin_manager
 
@@ -62,6 +69,8 @@ def _run(settings) -> int:
         except ValueError as error:
             raise CommandError(str(error)) from None
         runner.install_signal_handlers()
+        if stopping.is_set():
+            runner.stopping.set()
         return runner.run()
     finally:
         if metrics is not None:

@@ -183,7 +183,7 @@ class DirectorySource:
         """Give an item back without acking it (it will be offered again)."""
         path: Path = item.handle
         self._in_flight.discard(path.name)
-        self._pending.setdefault(path.name, _Pending(SEEN))
+        self._pending.setdefault(path.name, _Pending(CLOSED, ready_at=item.ready_at))
 
     def backlog(self) -> int:
         return len(self._pending)

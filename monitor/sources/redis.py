@@ -49,6 +49,7 @@ log = structlog.get_logger("monitor.sources.redis")
 
 ROLES = ("all", "scorer", "learner")
 CONSUMER_FILE = "redis-consumer"
+START_WAIT = 30.0  # seconds start() waits for an unreachable Redis
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,11 @@ class RedisSettings:
 
 def open_source(url: str, settings) -> RedisSource:
     """What ``monitor.sources.open_source`` calls for ``redis://`` URLs."""
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        raise ValueError("--source redis://... needs redis-py: "
+                         "pip install 'banana-monitor[redis]'") from None
     options = RedisSettings.from_raw((getattr(settings, "raw", None) or {}).get("redis"))
     return RedisSource(url, options, state_dir=Path(settings.state))
 
@@ -172,11 +178,7 @@ class RedisSource:
             self.client = connect(self.url)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.consumer = consumer_name(self.state_dir, self.options.consumer)
-        try:
-            self.client.xgroup_create(self.options.stream, self.group, id="0", mkstream=True)
-        except redis.ResponseError as error:
-            if "BUSYGROUP" not in str(error):
-                raise
+        self._create_group(redis)
         self.dedup = AlertDedup(self.client, self.consumer, self.options.prefix,
                                 self.options.dedup_ttl, takeover=self.options.claim_idle / 2)
         self.models = ModelChannel(self.client, self.options.prefix)
@@ -184,6 +186,26 @@ class RedisSource:
         self._next_claim = time.monotonic() + self.options.claim_interval
         log.info("redis source started", source=self.name, group=self.group,
                  consumer=self.consumer, role=self.role)
+
+    def _create_group(self, redis) -> None:
+        """XGROUP CREATE (MKSTREAM); waits START_WAIT s for Redis, then exits with 3."""
+        deadline = time.monotonic() + START_WAIT
+        while True:
+            try:
+                self.client.xgroup_create(self.options.stream, self.group, id="0",
+                                          mkstream=True)
+                return
+            except redis.ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+                return
+            except self.transient_errors as error:
+                if time.monotonic() >= deadline:
+                    log.error("redis unreachable, giving up", source=self.name,
+                              error=str(error), waited=START_WAIT)
+                    raise SystemExit(3) from None
+                log.warning("waiting for redis", source=self.name, error=str(error))
+                time.sleep(1.0)
 
     def stop(self) -> None:
         if self.client is not None:
@@ -217,8 +239,11 @@ class RedisSource:
         reply = self.client.xreadgroup(self.group, self.consumer, {self.options.stream: "0"},
                                        count=self.options.count)
         entries = reply[0][1] if reply else []
-        entries = [(eid, fields) for eid, fields in entries if fields is not None]
-        if not entries:
+        deleted = [eid for eid, fields in entries if not fields]  # XDEL'ed while pending
+        if deleted:
+            self.client.xack(self.options.stream, self.group, *deleted)
+        entries = [(eid, fields) for eid, fields in entries if fields]
+        if not entries and not deleted:
             self._recovering = False
         return entries
 

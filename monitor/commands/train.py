@@ -1,0 +1,108 @@
+"""``banana-monitor train``: build or continue a model from labelled JSON Lines posts."""
+
+from __future__ import annotations
+
+import sys
+import click
+
+from monitor.commands.common import CommandError, echo_json, load_model
+from monitor.commands.model import _csv, _ints
+from monitor.train import (
+    BATCH_SIZE,
+    CLASS_WEIGHTS,
+    EPOCHS,
+    HIDDEN,
+    LEARNING_RATE,
+    MIN_COUNT,
+    PATIENCE,
+    VOCAB_SIZE,
+)
+
+NEW_MODEL_ONLY = ("hidden", "vocab_size", "min_count", "classes")
+
+
+@click.command()
+@click.option("--data", required=True, metavar="FILE.jsonl", help='Labelled posts: {"text", "label"} per line.')
+@click.option("--out", required=True, metavar="OUT.npz", help="Where to write the trained model.")
+@click.option("--model", "model_path", metavar="IN", help="Continue training this model (else build one).")
+@click.option("--validation", metavar="FILE.jsonl", help="Labelled posts for model selection: keep the best epoch.")
+@click.option("--lr", default=LEARNING_RATE, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Learning rate η.")
+@click.option("--batch-size", default=BATCH_SIZE, show_default=True, type=click.IntRange(min=1), help="Posts per SGD step.")
+@click.option("--epochs", default=EPOCHS, show_default=True, type=click.IntRange(min=1), help="Passes over the data (at most).")
+@click.option("--patience", default=PATIENCE, show_default=True, type=click.IntRange(min=0), help="With --validation: stop after N epochs without improvement (0: never).")
+@click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the posts every epoch (else file order).")
+@click.option("--seed", type=int, help="Random seed (initialisation and shuffling); default: random, recorded in the model.")
+@click.option("--class-weight", type=click.Choice(CLASS_WEIGHTS), help="Default: balanced for a new model, none with --model.")
+@click.option("--hidden", help=f"New model: hidden layer sizes.  [default: {','.join(map(str, HIDDEN))}]")
+@click.option("--vocab-size", type=click.IntRange(min=1), help=f"New model: most frequent words kept.  [default: {VOCAB_SIZE}]")
+@click.option("--min-count", type=click.IntRange(min=1), help=f"New model: a word must occur this often.  [default: {MIN_COUNT}]")
+@click.option("--classes", help="New model: class names (one → sigmoid); default: the labels seen, other last.")
+def train(data, out, model_path, validation, lr, batch_size, epochs, patience, shuffle, seed,
+          class_weight, hidden, vocab_size, min_count, classes) -> None:
+    """Train a model on labelled posts and write it to OUT (atomically).
+
+    Prints a JSON summary; logs one "epoch" event per epoch on stderr.
+    """
+    import numpy as np
+
+    from monitor import train as training
+
+    given = {"hidden": hidden, "vocab_size": vocab_size, "min_count": min_count, "classes": classes}
+    if model_path and any(given[name] is not None for name in NEW_MODEL_ONLY):
+        used = [f"--{name.replace('_', '-')}" for name in NEW_MODEL_ONLY if given[name] is not None]
+        raise CommandError(f"{', '.join(used)} only apply to a new model (without --model)")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**32)
+    rng = np.random.default_rng(seed)
+    try:
+        examples = training.read_examples(data)
+        held_out = training.read_examples(validation) if validation else None
+        if model_path:
+            model = load_model(model_path)
+        else:
+            model = training.new_model(
+                examples,
+                _ints(hidden) if hidden else training.HIDDEN,
+                rng,
+                _csv(classes) if classes else None,
+                vocab_size or training.VOCAB_SIZE,
+                min_count or training.MIN_COUNT,
+            )
+        options = training.Options(
+            lr, batch_size, epochs, shuffle,
+            class_weight or ("none" if model_path else "balanced"), patience or None,
+        )
+        training.targets_for(model, examples)  # unknown labels fail before the progress bar
+        result = training.fit(model, examples, options, rng, held_out, _progress(len(examples), epochs))
+    except training.TrainingError as error:
+        raise CommandError(str(error)) from None
+    model.meta["trained"] = training.trained_meta(
+        examples, options, result, seed, held_out, str(model_path) if model_path else None
+    )
+    model.save(out)
+    echo_json(_summary(out, model, result))
+
+
+def _progress(length: int, epochs: int):
+    """One click progress bar per epoch on stderr when it is a terminal; else none."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda epoch: click.progressbar(
+        length=length, label=f"epoch {epoch}/{epochs}", file=sys.stderr
+    )
+
+
+def _summary(out, model, result) -> dict:
+    trained = model.meta["trained"]
+    return {
+        "path": str(out),
+        "examples": trained["examples"],
+        "epochs": trained["epochs"],
+        "best_epoch": trained["best_epoch"],
+        "loss": result.history[result.best_epoch - 1]["loss"],
+        "validation": trained["validation"],
+        "seed": trained["seed"],
+        "parameters": model.network.n_parameters,
+        "layers": model.network.sizes,
+        "classes": model.classes,
+    }

@@ -1,0 +1,147 @@
+"""The directory source: only complete files, each handed out once, nothing missed."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.sources.base import Source
+from monitor.sources.directory import DirectorySource
+
+
+@pytest.fixture
+def feed_dir(tmp_path) -> Path:
+    path = tmp_path / "feed"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def make_source(feed_dir):
+    started = []
+
+    def make(**options) -> DirectorySource:
+        options.setdefault("rescan_interval", 60.0)
+        source = DirectorySource(feed_dir, **options)
+        source.start()
+        started.append(source)
+        return source
+
+    yield make
+    for source in started:
+        source.stop()
+
+
+def take_all(source, seconds: float) -> list[str]:
+    names, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        item = source.next_batch(0.05)
+        if item is not None:
+            names.append(item.name)
+            source.ack(item)
+    return names
+
+
+def test_is_a_source(make_source):
+    source = make_source()
+    assert isinstance(source, Source) and source.name.startswith("dir:/")
+
+
+def test_renamed_file_is_ready_at_once(make_source, feed_dir):
+    source = make_source(settle=30.0)
+    (feed_dir / ".a.jsonl.tmp").write_bytes(b'{"text": "banana"}\n')
+    assert source.next_batch(0.3) is None  # a dotfile/.tmp is not a candidate
+    os.replace(feed_dir / ".a.jsonl.tmp", feed_dir / "a.jsonl")
+    item = source.next_batch(2.0)
+    assert item is not None and item.name == "a.jsonl" and len(item.posts) == 1
+    assert item.ready_at is not None and item.source_name == source.name
+    source.ack(item)
+    assert (feed_dir / "processed/a.jsonl").is_file() and not (feed_dir / "a.jsonl").exists()
+    assert take_all(source, 0.5) == []
+
+
+def test_open_writer_is_waited_for_until_close(make_source, feed_dir):
+    source = make_source(settle=0.2, write_timeout=30.0)
+    handle = open(feed_dir / "slow.jsonl", "wb")
+    for n in range(4):
+        handle.write(b'{"text": "banana %d"}\n' % n)
+        handle.flush()
+        assert source.next_batch(0.4) is None  # longer than settle: still not complete
+    handle.close()
+    item = source.next_batch(2.0)
+    assert item is not None and [p.text for p in item.posts] == [f"banana {n}" for n in range(4)]
+
+
+def test_files_present_before_start_are_found(feed_dir, make_source):
+    (feed_dir / "old.txt").write_bytes(b"banana\n")
+    past = time.time() - 60
+    os.utime(feed_dir / "old.txt", (past, past))
+    (feed_dir / "new.txt").write_bytes(b"cookie\n")
+    (feed_dir / ".hidden").write_bytes(b"x\n")
+    source = make_source(settle=0.3)
+    assert sorted(take_all(source, 1.5)) == ["new.txt", "old.txt"]
+
+
+def test_polling_waits_for_settle(make_source, feed_dir):
+    source = make_source(polling=True, settle=0.6)
+    (feed_dir / "p.jsonl").write_bytes(b'{"text": "banana"}\n')
+    started = time.monotonic()
+    item = source.next_batch(5.0)
+    assert item is not None and item.name == "p.jsonl"
+    assert time.monotonic() - started >= 0.5
+
+
+def test_rescan_finds_what_the_observer_missed(make_source, feed_dir):
+    source = make_source(settle=0.1, rescan_interval=0.3)
+    source._observer.stop()  # simulate lost events (e.g. inotify queue overflow)
+    source._observer.join()
+    source._observer = None
+    (feed_dir / "missed.jsonl").write_bytes(b'{"text": "banana"}\n')
+    assert take_all(source, 1.5) == ["missed.jsonl"]
+
+
+def test_dead_observer_is_restarted(make_source, feed_dir):
+    source = make_source(settle=30.0)
+    source._observer.stop()
+    source._observer.join()
+    assert source.next_batch(0.1) is None
+    assert source.observer_restarts == 1 and source._observer.is_alive()
+    os.replace(_tmp(feed_dir, b"banana\n"), feed_dir / "after.txt")
+    item = source.next_batch(2.0)
+    assert item is not None and item.name == "after.txt"  # events flow again
+
+
+def test_vanished_file_is_skipped(make_source, feed_dir, monkeypatch):
+    from monitor import feed
+
+    source = make_source(settle=30.0)
+    real_read = feed.read_feed_file
+
+    def vanish_then_read(path, *args):
+        os.unlink(path)
+        return real_read(path, *args)
+
+    monkeypatch.setattr(feed, "read_feed_file", vanish_then_read)
+    os.replace(_tmp(feed_dir, b"banana\n"), feed_dir / "gone.txt")
+    assert source.next_batch(1.0) is None
+    assert source.backlog() == 0
+
+
+def test_oldest_first_and_release(make_source, feed_dir):
+    source = make_source(settle=0.1)
+    for n, name in enumerate(["b.txt", "a.txt", "c.txt"]):
+        (feed_dir / name).write_bytes(b"banana\n")
+        os.utime(feed_dir / name, (1000 + n, 1000 + n))
+    first = source.next_batch(2.0)
+    assert first.name == "b.txt"
+    source.release(first)  # not acked: offered again
+    assert take_all(source, 1.0) == ["b.txt", "a.txt", "c.txt"]
+
+
+def _tmp(feed_dir: Path, data: bytes) -> Path:
+    path = feed_dir / ".drop.tmp"
+    path.write_bytes(data)
+    return path
