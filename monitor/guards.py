@@ -66,8 +66,11 @@ def step_ratio(network: Network, saved: Snapshot) -> float:
     """‖θ_after − θ_before‖ / ‖θ_before‖ over the touched parameters."""
     before = [saved.first_rows, *saved.weights, *saved.biases]
     after = _touched(network, saved.word_ids)
-    change = sum(float(np.sum((a - b) ** 2)) for a, b in zip(after, before))
-    size = sum(float(np.sum(b**2)) for b in before)
+    change = size = 0.0
+    for a, b in zip(after, before):
+        d = (a - b).ravel()
+        change += float(np.dot(d, d))
+        size += float(np.dot(b.ravel(), b.ravel()))
     return float(np.sqrt(change) / max(np.sqrt(size), 1e-12))
 
 
@@ -95,32 +98,45 @@ class DriftGuard:
 
     1. prequential: accuracy over the last ``window`` posts against the posts before
        them (up to ``reference_windows`` windows) falls by more than ``drop``;
-    2. retention (checked every ``window // 4`` posts): the current model's accuracy on
+    2. retention (checked every ``window // 2`` posts): the current model's accuracy on
        those earlier posts falls more than ``drop`` below what it was when they arrived.
        A consistent poison (every banana labelled cookie) is learned within a few posts,
        so (1) recovers quickly; (2) still sees the model forgetting what it knew.
     """
 
-    def __init__(self, window: int, drop: float, reference_windows: int = 5):
+    def __init__(self, window: int, drop: float, reference_windows: int = 3):
         self.window = max(int(window), 1)
         self.drop = float(drop)
-        self.every = max(self.window // 4, 1)
+        self.every = max(self.window // 2, 1)
         self.entries: deque[tuple[list[str], str, bool]] = deque(
             maxlen=self.window * (1 + reference_windows))
+        self.correct = self.recent_correct = 0  # running counts (see _push)
         self.since_check = 0
 
     def load(self, entries: Iterable[tuple[list[str], str, bool]]) -> None:
         """Start from these (tokens, label, correct) outcomes, oldest first (the journal)."""
         self.entries.clear()
-        self.entries.extend((tokens, label, bool(c)) for tokens, label, c in entries)
+        self.correct = self.recent_correct = 0
+        for tokens, label, correct in entries:
+            self._push((tokens, label, bool(correct)))
         self.since_check = 0
+
+    def _push(self, entry: tuple[list[str], str, bool]) -> None:
+        """Append, keeping running counts of correct posts: all kept / the last window."""
+        if len(self.entries) == self.entries.maxlen:
+            self.correct -= self.entries[0][2]
+        self.entries.append(entry)
+        self.correct += entry[2]
+        self.recent_correct += entry[2]
+        if len(self.entries) > self.window:
+            self.recent_correct -= self.entries[-self.window - 1][2]
 
     def accuracies(self) -> tuple[float, float] | None:
         """(recent, reference) prequential accuracy, or None until two windows."""
         if len(self.entries) < 2 * self.window:
             return None
-        flags = np.fromiter((c for _, _, c in self.entries), dtype=bool)
-        return float(flags[-self.window :].mean()), float(flags[: -self.window].mean())
+        reference = (self.correct - self.recent_correct) / (len(self.entries) - self.window)
+        return self.recent_correct / self.window, reference
 
     def add(self, tokens: list[str], label: str, correct: bool,
             predict: Callable[[list[list[str]]], list[str]]) -> str | None:
@@ -128,7 +144,7 @@ class DriftGuard:
 
         ``predict``: tokenized posts → the live model's labels (the retention check).
         """
-        self.entries.append((tokens, label, bool(correct)))
+        self._push((tokens, label, bool(correct)))
         pair = self.accuracies()
         if pair is None:
             return None

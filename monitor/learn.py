@@ -215,8 +215,9 @@ class OnlineLearner:
     def resume(self) -> int:
         """Load the latest version and re-apply the journal after it; returns how many
         journal rows were replayed."""
-        with self.ledger.transaction() as conn:
+        with self.ledger.transaction() as conn:  # holds the lock: no save is under way
             create_schema(conn)
+            self.store.remove_partial_files()
             return self._load(conn)
 
     def _load(self, conn: sqlite3.Connection) -> int:
@@ -404,10 +405,9 @@ class OnlineLearner:
         reason = None
         if self.rejections >= self.config.max_rejections:
             reason = f"{self.rejections} updates in a row rejected; last: {entry['reason']}"
-        drift = self.drift.add(entry.pop("tokens"), entry["label"], entry["correct"],
-                               self._predict)
+        tokens = entry.pop("tokens")
         if reason is None and self.config.drift_guard:
-            reason = drift
+            reason = self.drift.add(tokens, entry["label"], entry["correct"], self._predict)
         if reason:
             self._pause(conn, reason)
 

@@ -46,8 +46,16 @@ _TOKEN = re.compile("|".join([_LINK, _BARE_LINK, _MENTION, _KEPT]), re.VERBOSE)
 _TOKEN_NO_SLASH = re.compile("|".join([_LINK, _MENTION, _KEPT]), re.VERBOSE)
 
 
+# In plain ASCII text with no link, mention, hashtag or apostrophe marks, the only
+# alternative that can match is the word, and a word is a run of letters and digits.
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9]+")
+_MARKS = re.compile(r"[/@#'’]|www\.")
+
+
 def _findall(text: str) -> list[str]:
     """Every _TOKEN match of a post, in order ("" for links and mentions)."""
+    if text.isascii() and not _MARKS.search(text):
+        return _PLAIN_WORD.findall(text)
     return (_TOKEN if "/" in text else _TOKEN_NO_SLASH).findall(text)
 
 

@@ -139,6 +139,14 @@ class VersionStore:
 
     # -------------------------------------------------------------- writing
 
+    def remove_partial_files(self) -> list[str]:
+        """Delete temp files a kill -9 left mid-save (``.vNNNNNN.npz.*.tmp``)."""
+        removed = []
+        for path in self.directory.glob(".v*.npz.*.tmp"):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+        return removed
+
     def save(
         self,
         conn: sqlite3.Connection,

@@ -45,8 +45,9 @@ def _free_port() -> int:
 class RedisServer:
     """One redis-server process; ``url`` is ``redis://127.0.0.1:PORT/0``."""
 
-    def __init__(self, binary: str, directory: Path):
+    def __init__(self, binary: str, directory: Path, *extra_args: str):
         self.binary = binary
+        self.extra_args = list(extra_args)  # e.g. "--appendonly", "yes"
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process: subprocess.Popen | None = None
@@ -56,14 +57,16 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, attempts: int = 5) -> RedisServer:
+    def start(self, attempts: int = 5, port: int | None = None) -> RedisServer:
+        """Start on a free port (or ``port``: a restart on the same address)."""
         for _ in range(attempts):  # another process may take the free port first
-            self.port = _free_port()
+            self.port = port or _free_port()
             self.process = subprocess.Popen(
                 [
                     self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                     "--dir", str(self.directory), "--save", "", "--appendonly", "no",
                     "--protected-mode", "yes", "--daemonize", "no", "--loglevel", "warning",
+                    *self.extra_args,
                 ],
                 stdout=open(self.directory / "redis.log", "ab"),
                 stderr=subprocess.STDOUT,
@@ -88,6 +91,11 @@ class RedisServer:
             except redis.RedisError:
                 time.sleep(0.02)
         return False
+
+    def kill9(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.process = None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -75,7 +75,9 @@ def test_rename_slow_writer_and_preexisting_files_each_processed_once(daemon_pro
     before = make_posts("before", 30, rng)
     (daemon.feed / "before.jsonl").write_bytes(jsonl(before))  # present before start
     daemon.start()
-    renamed = make_posts("renamed", 40, rng)
+    daemon.wait_for(lambda: any(e["event"] == "daemon_started" for e in daemon.events()),
+                    what="start-up")  # a writer pausing longer than `settle` before that
+    renamed = make_posts("renamed", 40, rng)  # would look complete to the start-up scan
     drop(daemon.feed, "renamed.jsonl", jsonl(renamed))
     slow = make_posts("slow", 30, rng)
     data = jsonl(slow)

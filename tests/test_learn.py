@@ -317,3 +317,18 @@ def test_journal_rows_hold_what_replay_needs(model, make_learner, rng):
         row = conn.execute("SELECT seq, post_id, label, outcome, learning_rate, new_words,"
                            " version FROM learn_journal").fetchone()
     assert row == (1, "a", "banana", "learned", 0.1, json.dumps(["muffin"]), 1)
+
+
+def test_drift_guard_running_counts_match_a_recount():
+    from monitor.guards import DriftGuard
+
+    rng = np.random.default_rng(3)
+    guard = DriftGuard(window=7, drop=2.0, reference_windows=3)  # drop 2: never fires
+    flags = rng.random(200) < 0.6
+    for i, flag in enumerate(flags):
+        guard.add([], "x", bool(flag), lambda tokens: ["x"] * len(tokens))
+        kept = flags[max(0, i + 1 - 28):i + 1]
+        if len(kept) >= 14:
+            assert guard.accuracies() == pytest.approx((kept[-7:].mean(), kept[:-7].mean()))
+        else:
+            assert guard.accuracies() is None

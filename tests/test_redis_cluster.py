@@ -195,3 +195,38 @@ def test_a_single_worker_of_role_all_scores_and_learns(cluster, redis_url):
     assert [post_id for post_id, _ in learner_journal(cluster, "solo")] == [
         f"l{i}" for i in range(5)]
     assert cluster.scored_post_ids() == {p["id"] for p in posts} | {f"l{i}" for i in range(5)}
+
+
+def test_workers_ride_out_a_redis_kill9_and_restart(tmp_path):
+    """Redis itself dies mid-stream (kill -9) and comes back on the same address (AOF,
+    fsync always): the workers log, retry, and finish; every post once, no alert twice."""
+    from tests.redis_server import RedisServer, redis_server_binary
+
+    server = RedisServer(redis_server_binary(), tmp_path / "redis", "--appendonly", "yes",
+                         "--appendfsync", "always").start()
+    cluster = Cluster(server.url, tmp_path / "workers", keyword_model(tmp_path / "kw.npz"),
+                      count=100)
+    try:
+        assert cluster.client.config_get("appendonly")["appendonly"] == "yes"
+        posts = keyword_posts(3000)
+        for name in ("w1", "w2"):
+            cluster.start(name)
+        started(cluster, "w1", "w2")
+        push_posts(server.url, posts)
+        assert cluster.wait_until(lambda: len(cluster.scored_post_ids()) > 300, timeout=60,
+                                  interval=0.01)
+        server.kill9()
+        time.sleep(2.0)  # the workers meet a dead server
+        server.start(port=server.port)
+        assert cluster.wait_until(cluster.drained, timeout=120, interval=0.2)
+        assert cluster.wait_until(lambda: cluster.undelivered() == 0, timeout=120)
+        assert all(cluster.processes[n].poll() is None for n in ("w1", "w2"))  # never died
+        assert any(cluster.log_events(n, "redis unreachable") or
+                   cluster.log_events(n, "source_unreachable") for n in ("w1", "w2"))
+        assert cluster.stop_all() == {"w1": 0, "w2": 0}
+        assert cluster.scored_post_ids() == {p["id"] for p in posts}
+        ids = alert_ids(cluster.alerts())
+        assert len(ids) == len(set(ids)) and set(ids) == expected_alert_ids(posts)
+    finally:
+        cluster.close()
+        server.stop()

@@ -147,3 +147,12 @@ def test_store_refuses_a_rollback_before_any_version(tmp_path):
         with ledger.transaction() as conn:
             VersionStore(tmp_path).restore(conn, None, 0, 0)
     ledger.close()
+
+
+def test_resume_removes_files_a_kill_left_mid_save(learner, rng, state):
+    feed(learner, make_posts(10, rng))
+    partial = state / "models" / ".v000003.npz.abc123.tmp"
+    partial.write_bytes(b"PK\x03\x04 half a zip")
+    learner.resume()
+    assert not partial.exists()
+    assert (state / "models" / "v000002.npz").is_file()

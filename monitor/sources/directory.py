@@ -249,27 +249,32 @@ class DirectorySource:
         return None
 
     def _ready_names(self) -> list[str]:
-        """Complete files, oldest modification first."""
+        """Complete files, the earliest completed first.
+
+        Only files not yet known complete are stat'ed; one found complete (settled) is
+        promoted to CLOSED, so a large backlog costs one stat per file, not per call.
+        """
         now_mono, now = time.monotonic(), time.time()
         ready = []
         for name, state in list(self._pending.items()):
-            try:
-                info = os.lstat(self.feed_dir / name)
-            except FileNotFoundError:
-                del self._pending[name]
-                continue
-            if (info.st_size, info.st_mtime) != (state.size, state.mtime):
-                state.size, state.mtime, state.changed_at = info.st_size, info.st_mtime, now_mono
-                if state.status != CLOSED:
+            if state.status != CLOSED:
+                try:
+                    info = os.lstat(self.feed_dir / name)
+                except FileNotFoundError:
+                    del self._pending[name]
+                    continue
+                if (info.st_size, info.st_mtime) != (state.size, state.mtime):
+                    state.size, state.mtime = info.st_size, info.st_mtime
+                    state.changed_at = now_mono
                     continue  # changed since the last look: not settled
-            if self._is_complete(state, now_mono, now):
-                ready.append((state.mtime, name))
+                if not self._is_complete(state, now_mono, now):
+                    continue
+                state.status, state.ready_at = CLOSED, state.mtime
+            ready.append((state.ready_at or 0.0, name))
         ready.sort()
         return [name for _, name in ready]
 
     def _is_complete(self, state: _Pending, now_mono: float, now: float) -> bool:
-        if state.status == CLOSED:
-            return True
         quiet = now_mono - state.changed_at
         if state.status == WRITING:
             return quiet >= self.write_timeout
