@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from monitor.evaluation import evaluate_model, metrics  # noqa: E402
 from monitor.model import Model  # noqa: E402
-from monitor.train import HIDDEN, Options, build_vocabulary, fit, read_examples  # noqa: E402
+from monitor.train import HIDDEN, build_vocabulary  # noqa: E402
 
 
 def read_split(task_dir: Path, split: str, names: list[str]) -> list[dict]:
@@ -101,22 +101,10 @@ def prequential_macro_f1(state: Path, names: list[str]) -> float:
 
 
 def offline(start: Path, data: Path, out: Path, extra: list[str]) -> Model:
-    """`banana-monitor train --model START --epochs 1 ...` (in-process fit if the command
-    is not available in this checkout)."""
-    result = cli("train", "--data", data, "--model", start, "--out", out, "--epochs", "1",
-                 *extra, check=False)
-    if result.returncode == 0:
-        return Model.load(out)
-    if "No such command 'train'" not in result.stderr:
-        raise SystemExit(result.stderr)
-    model = Model.load(start)
-    batch = 1 if "--batch-size" in extra else 8
-    fit(model, read_examples(data), Options(batch_size=batch, epochs=1,
-                                            shuffle="--no-shuffle" not in extra,
-                                            patience=None),
-        np.random.default_rng(0))
-    print(f"  (train command not available: monitor.train.fit, batch {batch})")
-    return model
+    """`banana-monitor train --model START --epochs 1 --seed 0 ...`."""
+    cli("train", "--data", data, "--model", start, "--out", out, "--epochs", "1",
+        "--seed", "0", *extra)
+    return Model.load(out)
 
 
 def same_arrays(a: Model, b: Model) -> bool:

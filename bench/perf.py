@@ -46,6 +46,7 @@ TOPIC_WORDS = 300  # per class: words that make a post about bananas / cookies /
 TOPIC_SHARE = 0.25  # chance that a token is drawn from the post's topic words
 ZIPF_EXPONENT = 1.1
 SEED_HIDDEN = [300, 200]
+SKLEARN_PER_POST = 1000  # partial_fit per post runs ~100 posts/s: time its first 1000 only
 
 
 # ---------------------------------------------------------------- the stream
@@ -226,12 +227,16 @@ def scoring_jobs(paths: dict, models: dict, work: Path, hidden_sizes: dict) -> d
 def learning_jobs(paths: dict, models: dict, hidden_sizes: dict) -> dict:
     py = sys.executable
     learn = str(paths["learn"])
-    jobs = {
-        f"ours {name}": [py, str(PEERS / "ours.py"), "prequential", str(models[name]), learn]
-        for name in hidden_sizes
-    }
+    jobs = {}
+    for name in hidden_sizes:
+        for mode in ("learner", "fused"):
+            jobs[f"ours {name} {mode}"] = [
+                py, str(PEERS / "ours.py"), "prequential", str(models[name]), learn, mode
+            ]
     jobs["river learn_one"] = [py, str(PEERS / "river_peer.py"), "prequential", learn]
-    jobs["sklearn partial_fit 1"] = [py, str(PEERS / "sklearn_peer.py"), "prequential", learn, "1"]
+    jobs["sklearn partial_fit 1"] = [
+        py, str(PEERS / "sklearn_peer.py"), "prequential", learn, "1", str(SKLEARN_PER_POST)
+    ]
     jobs["sklearn partial_fit 1000"] = [
         py, str(PEERS / "sklearn_peer.py"), "prequential", learn, "1000"
     ]
@@ -259,15 +264,20 @@ def measure(jobs: dict, repeat: int, work: Path, truth: Path | None) -> dict:
     return best
 
 
-def print_table(title: str, results: dict, ours: str) -> None:
+def print_table(title: str, results: dict, references: list[str]) -> None:
+    """One row per system; one ratio column per reference row of ours (ours / peer)."""
     print(f"\n{title}")
-    print(f"{'system':26} {'posts/s':>10} {'ours/peer':>10} {'peak MB':>8} {'acc':>6}  timed")
-    reference = results[ours]["rate"]
+    heads = "".join(f" {'ours ' + ref.removeprefix('ours ') + ' / peer':>26}" for ref in references)
+    print(f"{'system':28} {'posts/s':>9}{heads} {'peak MB':>8} {'acc':>6}  timed")
     for name, r in results.items():
-        ratio = "" if name.startswith("ours") else f"{reference / r['rate']:.2f}x"
+        cells = ""
+        for ref in references:
+            ratio = "" if name.startswith("ours") else f"{results[ref]['rate'] / r['rate']:.2f}x"
+            cells += f" {ratio:>26}"
+        accuracy = r.get("accuracy", float("nan"))
         print(
-            f"{name:26} {r['rate']:>10,.0f} {ratio:>10} {r['peak_mb']:>8.0f} "
-            f"{r.get('accuracy', float('nan')):>6.3f}  {r['timed']}"
+            f"{name:28} {r['rate']:>9,.0f}{cells} {r['peak_mb']:>8.0f} {accuracy:>6.3f}  "
+            f"{r['timed']}"
         )
 
 
@@ -289,18 +299,20 @@ def main() -> None:
     paths = generate(work, args.seed, args.train_posts, args.score_posts, args.learn_posts)
     hidden_sizes = {"h" + "-".join(map(str, h)): h for h in (default_hidden(), SEED_HIDDEN)}
     models = prepare(paths, work, hidden_sizes, args.seed)
-    ours = f"ours {next(iter(hidden_sizes))}"
+    default = next(iter(hidden_sizes))
     if args.only != "learn":
         jobs = scoring_jobs(paths, models, work, hidden_sizes)
         results = measure(jobs, args.repeat, work, work / "score-truth.jsonl")
-        print_table(f"scoring {args.score_posts:,} posts (best of {args.repeat})", results, ours)
+        title = f"scoring {args.score_posts:,} posts (best of {args.repeat})"
+        print_table(title, results, [f"ours {default}"])
     if args.only != "score":
         jobs = learning_jobs(paths, models, hidden_sizes)
         results = measure(jobs, args.repeat, work, None)
-        print_table(
+        title = (
             f"prequential predict+learn, one post at a time, {args.learn_posts:,} posts "
-            f"(best of {args.repeat})", results, ours,
+            f"(best of {args.repeat})"
         )
+        print_table(title, results, [f"ours {default} learner", f"ours {default} fused"])
     print(f"\nload average after: {os.getloadavg()}")
 
 

@@ -26,6 +26,21 @@ COMMANDS = {
     "alerts": "monitor.commands.alerts:alerts",
 }
 
+# The first help paragraph of built-in commands, so that ``banana-monitor --help`` lists
+# them without importing them (and numpy); tests/test_perf_paths.py keeps these equal
+# to the commands' own help.  A command missing here is imported to ask for its help.
+SUMMARIES = {
+    "score": "Score posts from --text, FILE or stdin (JSON Lines or plain text, one per line).",
+    "run": "Watch the feed directory, score every post, send alerts; stop with SIGTERM/SIGINT.",
+    "status": "JSON: running, uptime, posts, alerts, quarantined, backlog, model version, outbox.",
+    "model": "Create, inspect and manage model files.",
+    "train": "Train a model on labelled posts and write it to OUT (atomically).",
+    "evaluate": "Evaluate a model on labelled posts.",
+    "push": "Append the posts of FILE... (or - for stdin) to a Redis stream.",
+    "plugins": "List installed plugins as a JSON array: name, version, hooks, builtin, active.",
+    "alerts": "Alert deliveries in the outbox: stats, dead letters, re-send.",
+}
+
 
 class LazyGroup(click.Group):
     """A click group that imports a command's module only when it is run."""
@@ -44,6 +59,21 @@ class LazyGroup(click.Group):
             self.load_plugin_commands()
         return super().get_command(ctx, name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's command list, with SUMMARIES standing in for unimported commands."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in SUMMARIES and name not in self.commands:
+                rows.append((name, SUMMARIES[name]))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, _short_help(entry, limit)) for name, entry in rows])
+
     def load_plugin_commands(self) -> None:
         """Once: plugins add their commands through the ``register_commands`` hook."""
         if not self.plugin_commands_loaded:
@@ -51,6 +81,12 @@ class LazyGroup(click.Group):
             from monitor.plugins import register_commands
 
             register_commands(self)
+
+
+def _short_help(entry: str | click.Command, limit: int) -> str:
+    if isinstance(entry, str):
+        return click.utils.make_default_short_help(entry, limit)
+    return entry.get_short_help_str(limit)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -115,11 +115,19 @@ class Daemon:
             getattr(self.source, "release", lambda item: None)(item)
             time.sleep(1.0)
         except Exception as error:  # noqa: BLE001 - a bug must not kill the daemon
+            if self.ledger.is_done(item.key):  # committed; only the ack failed: retry later
+                log.exception("ack_failed", item=item.name)
+                getattr(self.source, "release", lambda item: None)(item)
+                time.sleep(1.0)
+                return
             log.exception("item_failed", item=item.name)
             item.posts, item.errors = [], []
             item.rejected = f"internal error: {type(error).__name__}: {error}"
             self._commit(item, [], None)
-            self.source.ack(item)
+            try:
+                self.source.ack(item)
+            except Exception:  # noqa: BLE001 - stays in the feed; the ledger has it
+                log.exception("ack_failed", item=item.name)
 
     def process(self, item: WorkItem) -> None:
         started = time.perf_counter()

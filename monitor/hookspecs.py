@@ -3,6 +3,10 @@
 Plugins implement any subset with ``from monitor import hookimpl``.  Built-in plugins
 (``plugins/``) are registered through the same ``banana_monitor`` entry-point group as
 third-party ones.
+
+Order for each active plugin, on its own outbox worker thread: ``monitor_start`` once,
+``send_alert`` per alert (one call at a time, each with a timeout), ``monitor_stop`` at
+shutdown.  ``register_commands`` runs in the CLI process when the command group loads.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 
 @hookspec
 def send_alert(alert):
-    """Deliver one alert (a monitor.alerts.Alert); raise to signal failure: it is retried."""
+    """Deliver one alert (monitor.alerts.Alert) on this plugin's thread; raise to retry it."""
 
 
 @hookspec

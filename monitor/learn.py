@@ -38,7 +38,14 @@ from monitor.guards import DriftGuard, restore, snapshot, update_problem
 from monitor.model import Model
 from monitor.posts import Post
 from monitor.text import tokenize
-from monitor.versions import Version, VersionStore, get_state, latest_version, set_state
+from monitor.versions import (
+    Version,
+    VersionError,
+    VersionStore,
+    get_state,
+    latest_version,
+    set_state,
+)
 from monitor.versions import create_schema as create_version_schema
 
 log = structlog.get_logger("monitor.learn")
@@ -199,6 +206,7 @@ class OnlineLearner:
         self.config = config or LearningConfig.from_settings(settings)
         self.store = VersionStore(settings.state)
         self.version: int | None = None
+        self.head: int | None = None
         self.applied_seq = 0
         self.updates = 0
         self.dirty = False
@@ -231,6 +239,7 @@ class OnlineLearner:
             self._replay(model, text, label, outcome, rate, new_words, new_class)
         self.model = model
         self.version = version.version
+        self.head = self.store.latest(conn).version  # newer than version if its file is lost
         self.applied_seq = rows[-1][0] if rows else version.journal_seq
         self.updates = learned_count(conn)
         self.since_checkpoint = sum(1 for row in rows if row[3] == "learned")
@@ -248,7 +257,7 @@ class OnlineLearner:
         latest = self.store.latest(conn)
         known = get_state(conn, "base_fingerprint")
         if latest is not None and known == self._base_fingerprint:
-            return latest, self.store.load(latest)
+            return self._newest_loadable(conn, latest)
         model = self.base_model
         reason = "initial" if latest is None else "new-base"
         version = self.store.save(
@@ -262,6 +271,23 @@ class OnlineLearner:
             log.warning("learning_new_base_model", version=version.version,
                         previous=latest.version)
         return version, Model.load(self.store.path_of(version.version))
+
+    def _newest_loadable(self, conn: sqlite3.Connection,
+                         latest: Version) -> tuple[Version, Model]:
+        """The latest version's model; if its file is gone or damaged, the newest
+        readable one since the last reset (initial / new-base / rollback) — the journal
+        after it gives the same live model."""
+        for version in reversed(self.store.history(conn)):
+            try:
+                return version, self.store.load(version)
+            except VersionError as error:
+                log.error("model_version_unreadable", version=version.version,
+                          error=str(error))
+                if version.reason in RESET_REASONS:
+                    break
+        raise VersionError(
+            f"no readable model version since version {version.version}; "
+            f"roll back with `banana-monitor model rollback VERSION` (see model history)")
 
     def _replay(self, model, text, label, outcome, rate, new_words, new_class) -> None:
         if new_class:
@@ -313,9 +339,9 @@ class OnlineLearner:
             create_schema(conn)
             self._load(conn)
             return True
-        if latest.version == self.version and journal_max_seq(conn) == self.applied_seq:
+        if latest.version == self.head and journal_max_seq(conn) == self.applied_seq:
             return False
-        if latest.version != self.version:
+        if latest.version != self.head:
             log.warning("model_version_adopted", version=latest.version,
                         previous=self.version, reason=latest.reason)
         self._load(conn)
@@ -464,7 +490,7 @@ class OnlineLearner:
                 metrics=learning_metrics(conn, self.config.drift_window),
             )
             pruned = self.store.prune(conn, self.config.keep_versions)
-        self.version = version.version
+        self.version = self.head = version.version
         self.since_checkpoint = 0
         self.dirty = False
         self.checkpoint_reason = None

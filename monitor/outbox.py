@@ -57,8 +57,8 @@ CREATE TABLE IF NOT EXISTS outbox_deliveries (
     updated_at      REAL NOT NULL,
     PRIMARY KEY (alert_id, plugin)
 );
-CREATE INDEX IF NOT EXISTS outbox_due
-    ON outbox_deliveries (plugin, status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_pending  -- partial: only what still waits
+    ON outbox_deliveries (plugin, next_attempt_at) WHERE status = 'pending';
 """
 
 ERROR_CHARS = 500  # longest error message kept in last_error

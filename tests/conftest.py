@@ -55,63 +55,21 @@ def shared_dir() -> Path:
     return path
 
 
-class _SqliteLedger:
-    """Stand-in with the Ledger contract (INTERFACES.md) for when monitor.ledger is absent."""
-
-    def __init__(self, state_dir):
-        import sqlite3
-        import threading
-
-        Path(state_dir).mkdir(parents=True, exist_ok=True)
-        self.path = Path(state_dir) / "ledger.sqlite3"
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._lock = threading.RLock()
-
-    def register_schema(self, fn):
-        with self.transaction() as conn:
-            fn(conn)
-
-    def transaction(self):
-        from contextlib import contextmanager
-
-        @contextmanager
-        def tx():
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
-
-        return tx()
-
-    def close(self):
-        self._conn.close()
-
-
 @pytest.fixture
 def make_ledger(tmp_path):
-    """make_ledger(state_dir=tmp_path/"state") → monitor.ledger.Ledger (or a stand-in)."""
+    """make_ledger(state_dir=tmp_path/"state") → a monitor.ledger.Ledger, closed at the end."""
+    from monitor.ledger import Ledger
+
     opened = []
 
     def make(state_dir=None):
-        state_dir = Path(state_dir or tmp_path / "state")
-        try:
-            from monitor.ledger import Ledger
-        except ImportError:
-            Ledger = _SqliteLedger
-        ledger = Ledger(state_dir)
+        ledger = Ledger(Path(state_dir or tmp_path / "state"))
         opened.append(ledger)
         return ledger
 
     yield make
     for ledger in opened:
-        close = getattr(ledger, "close", None)
-        if close is not None:
-            close()
+        ledger.close()
 
 
 # --- Redis (issue 8): a private redis-server per test session -------------------------

@@ -270,3 +270,28 @@ def test_metrics_endpoint(parts, model):
     assert 'banana_monitor_items_total{status="rejected"} 1.0' in body
     assert 'banana_monitor_item_latency_seconds_bucket{le="0.05"} 1.0' in body
     assert 'banana_monitor_item_latency_seconds_bucket{le="0.025"} 0.0' in body
+
+
+def test_a_failing_ack_is_retried_not_rejected(parts, model):
+    settings, ledger, outbox, _ = parts
+
+    class FlakyAck(ListSource):
+        fail = 1
+
+        def ack(self, item):
+            if self.fail:
+                self.fail -= 1
+                raise PermissionError(13, "processed/ not writable")
+            super().ack(item)
+
+        def release(self, item):
+            self.items.append(item)
+
+    source = FlakyAck([], ledger)
+    daemon = Daemon(settings, model, source, ledger, outbox, AlertRules(settings, model))
+    daemon.handle(item("k1", ["banana"]))
+    assert ledger.conn.execute("SELECT status FROM items").fetchall() == [("done",)]
+    assert source.acked == [] and len(source.items) == 1  # given back
+    daemon.handle(source.next_batch(0))
+    assert source.acked == [("k1", True)]
+    assert ledger.conn.execute("SELECT status FROM items").fetchall() == [("done",)]

@@ -94,20 +94,8 @@ def train_reference(cli, tmp_path: Path, start: Path, posts: list[dict]) -> Mode
     out = tmp_path / "trained.npz"
     result = cli("train", "--data", data, "--model", start, "--out", out, "--lr", "0.1",
                  "--batch-size", "1", "--epochs", "1", "--no-shuffle")
-    if "No such command 'train'" in result.output:  # issue 3's command not merged yet:
-        return _fit_like_train(start, data)          # the same loop it runs, in-process
     assert result.exit_code == 0, result.output
     return Model.load(out)
-
-
-def _fit_like_train(start: Path, data: Path) -> Model:
-    from monitor.train import read_examples
-
-    model = Model.load(start)
-    fit(model, read_examples(data), Options(learning_rate=0.1, batch_size=1, epochs=1,
-                                            shuffle=False, patience=None),
-        np.random.default_rng(0))
-    return model
 
 
 def assert_identical(a: Model, b: Model) -> None:
@@ -178,6 +166,7 @@ def test_kill_9_during_learning_still_learns_each_post_once(daemon_process, star
         kills += 1
     assert kills >= 10
     daemon.start("--learn")
+    daemon.wait_for(lambda: started(daemon), what="the clean run's start-up")
     daemon.wait_for(lambda: len(daemon.processed()) == len(files), timeout=180,
                     what="every file after the kills")
     assert daemon.signal(signal.SIGTERM) == 0
@@ -276,3 +265,23 @@ def test_absurd_or_nan_learning_rate_is_refused_and_rollback_restores(
     assert as_tuples(after) == expected_alerts(Model.load(good_model), "after")
     assert {a["model_version"] for a in after} == {2}
     assert daemon.signal(signal.SIGTERM) == 0
+
+
+def test_unknown_label_is_quarantined_with_its_reason(daemon_process, start_model, cli,
+                                                      json_lines):
+    posts = [{"id": "ok-1", "text": "banana bread again", "label": "banana"},
+             {"id": "bad-1", "text": "apple pie for dessert", "label": "pie"},
+             {"id": "ok-2", "text": "two cookies and milk", "label": "cookie"}]
+    daemon = daemon_process(learning_config(), model=start_model)
+    daemon.start("--learn")
+    drop(daemon.feed, "mixed.jsonl", jsonl(posts))
+    daemon.wait_for(lambda: "mixed.jsonl" in daemon.processed(), what="mixed.jsonl")
+    assert daemon.signal(signal.SIGTERM) == 0
+    assert [(i, o) for i, o, _ in journal(daemon.state)] == [
+        ("ok-1", "learned"), ("bad-1", "quarantined"), ("ok-2", "learned")]
+    [reason_file] = (daemon.feed / "quarantine").glob("mixed.jsonl.*.reason.json")
+    [error] = json.loads(reason_file.read_text())["errors"]
+    assert error["error"].startswith("post bad-1: unknown label 'pie'; the model knows")
+    status = json_lines(cli("status", "--feed", daemon.feed, "--state", daemon.state).output)[0]
+    assert status["quarantined"]["lines"] == 1
+    assert status["learning"]["outcomes"] == {"learned": 2, "quarantined": 1}

@@ -66,9 +66,13 @@ class Hanger:
 
 
 class Slow(Recorder):
+    def __init__(self, delay=0.2):
+        super().__init__()
+        self.delay = delay
+
     @hookimpl
     def send_alert(self, alert):
-        time.sleep(0.2)
+        time.sleep(self.delay)
         super().send_alert(alert)
 
 
@@ -143,18 +147,18 @@ def test_every_alert_reaches_a_healthy_plugin(make_ledger):
 
 def test_raising_hanging_and_slow_plugins_do_not_delay_the_others(make_ledger):
     ledger = make_ledger()
-    good, slow, hang, boom = Recorder(), Slow(), Hanger(), Raiser()
+    good, slow, hang, boom = Recorder(), Slow(0.5), Hanger(), Raiser()
     outbox = Outbox(ledger, manager(good=good, slow=slow, hang=hang, boom=boom),
                     settings(timeout=0.2, max_attempts=2))
     outbox.start()
     try:
         enqueue(outbox, ledger, alerts(10))
         assert wait_for(lambda: len(good.received) == 10)
-        # the healthy plugin finished while the slow one is still working (10 × 0.2 s)
+        # the healthy plugin finished while the slow one is still working (10 × 0.5 s)
         # and the hung one has not returned a single call
         assert len(slow.received) < 10
         assert not hang.release.is_set() and hang.entered >= 1
-        assert wait_for(lambda: len(slow.received) == 10)
+        assert wait_for(lambda: len(slow.received) == 10, timeout=20)
         assert wait_for(lambda: outbox.stats()["boom"]["dead"] == 10)
         stats = outbox.stats()
         assert stats["boom"]["errors"] == 20  # 10 alerts × max_attempts 2
@@ -407,3 +411,19 @@ def test_a_plugin_calling_sys_exit_is_contained(make_ledger):
         outbox.stop(5)
     with ledger.transaction() as conn:
         assert {d["last_error"] for d in dead_letters(conn)} == {"SystemExit: 3"}
+
+
+def test_failing_deliveries_are_listed_with_include_failed(make_ledger):
+    ledger = make_ledger()
+    outbox = Outbox(ledger, manager(down=Raiser()), settings(max_attempts=100, backoff_base=5,
+                                                             backoff_max=5))
+    outbox.start()
+    try:
+        enqueue(outbox, ledger, alerts(1))
+        assert wait_for(lambda: outbox.stats()["down"]["failed"] == 1)
+    finally:
+        outbox.stop(5)
+    with ledger.transaction() as conn:
+        assert dead_letters(conn) == []
+        (row,) = dead_letters(conn, include_failed=True)
+    assert (row["alert_id"], row["status"], row["attempts"]) == ("p0:banana", "pending", 1)

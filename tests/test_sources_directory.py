@@ -145,3 +145,15 @@ def _tmp(feed_dir: Path, data: bytes) -> Path:
     path = feed_dir / ".drop.tmp"
     path.write_bytes(data)
     return path
+
+
+def test_open_source_picks_the_directory(tmp_path):
+    from monitor.config import load_settings
+    from monitor.sources import open_source
+
+    settings = load_settings(environ={}, feed=str(tmp_path / "a"))
+    assert open_source(settings).feed_dir == (tmp_path / "a").absolute()
+    other = load_settings(environ={}, feed=str(tmp_path / "a"), source=f"dir:{tmp_path}/b")
+    assert open_source(other).feed_dir == tmp_path / "b"
+    with pytest.raises(ValueError, match="unknown source"):
+        open_source(load_settings(environ={}, source="kafka://x"))

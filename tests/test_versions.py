@@ -156,3 +156,24 @@ def test_resume_removes_files_a_kill_left_mid_save(learner, rng, state):
     learner.resume()
     assert not partial.exists()
     assert (state / "models" / "v000002.npz").is_file()
+
+
+def test_a_lost_checkpoint_file_resumes_from_the_one_before(learner, rng, state):
+    posts = make_posts(25, rng)
+    feed(learner, posts)  # versions 2 (10 updates) and 3 (20 updates)
+    expected = [p.copy() for p in learner.model.network.weights]
+    (state / "models" / "v000003.npz").unlink()  # a disk problem, a careless operator
+    again = OnlineLearner(clone(learner.base_model), learner.ledger, settings_for(state))
+    assert again.resume() == 15  # from version 2: the journal after it, nothing twice
+    assert again.version == 2 and again.poll() is False  # no reload loop
+    assert all(np.array_equal(a, b) for a, b in zip(again.model.network.weights, expected))
+
+
+def test_no_fallback_across_a_rollback(learner, rng, state, cli):
+    feed(learner, make_posts(20, rng))
+    assert cli("model", "rollback", "2", "--state", state).exit_code == 0
+    learner.poll()
+    (state / "models" / "v000004.npz").unlink()  # the rollback version
+    again = OnlineLearner(clone(learner.base_model), learner.ledger, settings_for(state))
+    with pytest.raises(VersionError, match="no readable model version since version 4"):
+        again.resume()

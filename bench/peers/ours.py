@@ -50,16 +50,23 @@ def single_example_step():
     return sgd_update
 
 
-def prequential(model_path: str, data: str) -> None:
+def prequential(model_path: str, data: str, mode: str = "learner") -> None:
+    """``learner``: probabilities([text]) then train.sgd_update, as monitor/learn.py
+    does; ``fused``: Model.learn_one, the same numbers from one forward pass."""
     model = Model.load(model_path)
     texts, labels = read_labelled(data)
     names = [CLASSES[k] for k in labels]
     step = single_example_step()
     hits = 0
     start = time.perf_counter()
-    for text, label, name in zip(texts, labels, names):
-        hits += int(model.probabilities([text])[0].argmax()) == label
-        step(model, text, name, LEARNING_RATE)
+    if mode == "fused":
+        for text, label, name in zip(texts, labels, names):
+            scores, _ = model.learn_one(text, name, LEARNING_RATE)
+            hits += int(scores.argmax()) == label
+    else:
+        for text, label, name in zip(texts, labels, names):
+            hits += int(model.probabilities([text])[0].argmax()) == label
+            step(model, text, name, LEARNING_RATE)
     seconds = time.perf_counter() - start
     report(posts=len(texts), seconds=seconds, accuracy=hits / len(texts))
 

@@ -2,7 +2,7 @@
 
     python bench/peers/sklearn_peer.py train TRAIN.jsonl OUT.npz
     python bench/peers/sklearn_peer.py score MODEL.npz FILE.jsonl      # stdout: JSON lines
-    python bench/peers/sklearn_peer.py prequential LEARN.jsonl BATCH
+    python bench/peers/sklearn_peer.py prequential LEARN.jsonl BATCH [LIMIT]
 
 ``score`` does what ``banana-monitor score FILE.jsonl`` does — read JSON lines, score
 in batches of 1000, print {"id", "label", "scores"} per post — so the two are timed as
@@ -65,8 +65,11 @@ def _score_batch(model, posts: list[dict], write) -> None:
         write(json.dumps(line) + "\n")
 
 
-def prequential(data: str, batch: str) -> None:
+def prequential(data: str, batch: str, limit: str = "0") -> None:
+    """partial_fit in batches of BATCH (1: one post at a time) on the first LIMIT posts."""
     texts, labels = read_labelled(data)
+    if int(limit):
+        texts, labels = texts[: int(limit)], labels[: int(limit)]
     size, classes = int(batch), np.arange(len(CLASSES))
     model, hits, fitted = classifier(), 0, False
     start = time.perf_counter()
@@ -78,7 +81,7 @@ def prequential(data: str, batch: str) -> None:
         model.partial_fit(X, y, classes=classes)
         fitted = True
     seconds = time.perf_counter() - start
-    report(posts=len(texts), seconds=seconds, accuracy=hits / len(texts))
+    report(posts=len(texts), seconds=seconds, accuracy=hits / (len(texts) - min(size, len(texts))))
 
 
 if __name__ == "__main__":

@@ -42,13 +42,12 @@ def stats(config_path: str | None, state: str | None) -> None:
 @click.option("--failed", is_flag=True, help="Also list deliveries still being retried.")
 def dead(config_path: str | None, state: str | None, plugin: str | None, failed: bool) -> None:
     """Dead-lettered deliveries, one JSON object per line (alert, plugin, last error)."""
-    from monitor.commands.common import echo_json as echo
     from monitor.outbox import dead_letters
 
     with outbox_connection(config_path, state) as conn:
         rows = dead_letters(conn, plugin, include_failed=failed)
     for row in rows:
-        echo(row)
+        echo_json(row)
 
 
 @alerts.command()

@@ -8,8 +8,6 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from json.encoder import encode_basestring  # JSON string literal, as ensure_ascii=False
 
-import numpy as np
-
 import click
 
 from monitor.commands.common import CommandError, load_model
@@ -42,6 +40,8 @@ def score(model_path, texts, text_field, id_field, bow, source) -> None:
 
 def _score_batch(model, batch: list[Post], bow: bool) -> list[str]:
     """A batch of posts → their output lines (each ending in a newline)."""
+    import numpy as np  # here, not at the top: `banana-monitor --help` needs no numpy
+
     bags = model.vocabulary.bag_of_words([post.text for post in batch])
     probabilities = model.probabilities_of(bags)
     if not bow and np.isfinite(probabilities).all() and all(p.label is None for p in batch):
@@ -52,7 +52,7 @@ def _score_batch(model, batch: list[Post], bow: bool) -> list[str]:
     return lines
 
 
-def _plain_lines(names: list[str], batch: list[Post], probabilities: np.ndarray) -> list[str]:
+def _plain_lines(names: list[str], batch: list[Post], probabilities) -> list[str]:
     """The common case, formatted without building a dict per post.
 
     Byte for byte what json.dumps({"id", "label", "scores"}, ensure_ascii=False)
@@ -68,7 +68,7 @@ def _plain_lines(names: list[str], batch: list[Post], probabilities: np.ndarray)
     ]
 
 
-def _results(model, batch: list[Post], bags, probabilities: np.ndarray, bow: bool) -> list[dict]:
+def _results(model, batch: list[Post], bags, probabilities, bow: bool) -> list[dict]:
     lines = model.results(probabilities)
     for row, (post, line) in enumerate(zip(batch, lines)):
         if bow:

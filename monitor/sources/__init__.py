@@ -16,8 +16,15 @@ def open_source(settings) -> Source:
         except ImportError as error:
             raise ValueError(f"the redis source is not available: {error}") from None
         return redis_source.open_source(url, settings)
-    if url and not str(url).startswith(("dir:", "/", ".")):
-        raise ValueError(f"unknown source {url!r} (expected a directory or redis://HOST:PORT/DB)")
     from monitor.sources.directory import DirectorySource
 
+    if url:  # dir:PATH or a plain path: that directory instead of settings.feed
+        from dataclasses import replace
+        from pathlib import Path
+
+        path = str(url)[4:] if str(url).startswith("dir:") else str(url)
+        if "://" in path:
+            raise ValueError(f"unknown source {url!r} (expected a directory or "
+                             "redis://HOST:PORT/DB)")
+        settings = replace(settings, feed=Path(path))
     return DirectorySource.from_settings(settings)
