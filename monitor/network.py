@@ -84,8 +84,11 @@ class Network:
             raise ValueError(f"output must be one of {OUTPUTS}, not {output!r}")
         if len(weights) != len(biases) or not weights:
             raise ValueError("need one bias per weight matrix and at least one layer")
-        self.weights = [np.array(w, dtype=np.float64) for w in weights]
-        self.weights[0] = np.asfortranarray(self.weights[0])
+        # one copy each (W^1 straight to column-major: a 20,000-word W^1 is big)
+        self.weights = [
+            np.array(w, dtype=np.float64, order="F" if l == 0 else "C")
+            for l, w in enumerate(weights)
+        ]
         self.biases = [np.array(b, dtype=np.float64).reshape(-1) for b in biases]
         self.output = output
         self._check_shapes()
@@ -290,11 +293,15 @@ class Network:
         on every other row, so only the post's words' weights move in the first layer.
         """
         trace = self.forward_counts(ids, counts)
-        delta = trace.A[-1] - self.one_hot([target])  # δ^L = ŷ − y, (1, n_L)
+        loss = float(self.losses_from_logits(trace.Z[-1], [target])[0])
+        delta = trace.A[-1].copy()  # δ^L = ŷ − y, (1, n_L): y is one-hot (sigmoid: y)
+        if self.output == "softmax":
+            delta[0, target] -= 1.0
+        else:
+            delta[0, 0] -= target
         dW, db, delta = self._backprop_layers(trace, delta)
         dW[0] = (ids, counts[:, None] * delta)  # (n_words, n_1)
         self.apply_gradients(dW, db, learning_rate)
-        loss = float(self.losses_from_logits(trace.Z[-1], [target])[0])
         return trace.A[-1][0], loss
 
     def apply_gradients(self, dW: list, db: list[np.ndarray], learning_rate: float) -> None:

@@ -118,6 +118,7 @@ def test_restart_does_not_reprocess_and_status_reports(daemon_process, rng, cli,
     drop(daemon.feed, "again.jsonl", jsonl(posts))
     daemon.start()
     daemon.wait_for(lambda: "again.jsonl" in daemon.processed(), what="again.jsonl")
+    daemon.wait_for(lambda: all_delivered(daemon), what="deliveries")
     assert daemon.signal(signal.SIGTERM) == 0
     keys = alert_keys(daemon)
     assert len(keys) == len(set(keys)) == len(expected_alerts(posts))
