@@ -22,6 +22,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from monitor.posts import PostError, detect_format, parse_line
 from monitor.sources.base import BadLine, WorkItem
@@ -31,6 +32,13 @@ PROCESSED = "processed"
 QUARANTINE = "quarantine"
 BINARY_SNIFF = 8192
 MAX_KEPT_LINE = 64 * 1024  # bad lines are copied to quarantine up to this many bytes
+
+
+class FeedHandle(NamedTuple):
+    """WorkItem.handle of a feed file: its path and the (inode, device) that was read."""
+
+    path: Path
+    identity: tuple[int, int] | None
 
 
 class FileVanished(Exception):
@@ -66,17 +74,28 @@ def read_feed_file(
     max_file_bytes: int = 256 * 1024 * 1024,
 ) -> WorkItem:
     """A complete file → a WorkItem (posts + bad lines), or a rejected one with a reason."""
+    identity = _identity(path)
+    handle = FeedHandle(path, identity)
     try:
         data = _read_bytes(path, feed_dir, max_file_bytes)
     except _Rejected as rejection:
         return WorkItem(key=_rejection_key(path), posts=[], name=path.name,
-                        rejected=str(rejection), handle=path)
+                        rejected=str(rejection), handle=handle)
     key = "sha256:" + hashlib.sha256(data).hexdigest()
     if b"\x00" in data[:BINARY_SNIFF]:
         return WorkItem(key=key, posts=[], name=path.name,
-                        rejected="binary file (NUL bytes)", handle=path)
+                        rejected="binary file (NUL bytes)", handle=handle)
     posts, errors = parse_lines(data, path.name, key[7:23], text_field, id_field)
-    return WorkItem(key=key, posts=posts, errors=errors, name=path.name, handle=path)
+    return WorkItem(key=key, posts=posts, errors=errors, name=path.name, handle=handle)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(inode, device) of the directory entry itself (a symlink is not followed)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_dev
 
 
 def parse_lines(data: bytes, name: str, id_prefix: str, text_field: str, id_field: str):
@@ -168,13 +187,23 @@ def _rejection_key(path: Path) -> str:
 # ------------------------------------------------------------------ after the commit
 
 
-def move_to_processed(feed_dir: Path, path: Path, key: str) -> Path | None:
-    """Move a done file into ``processed/`` (a clashing name gets the hash appended)."""
+def move_to_processed(feed_dir: Path, path: Path, key: str,
+                      identity: tuple[int, int] | None = None) -> Path | None:
+    """Move a done file into ``processed/`` (a clashing name gets the hash appended).
+
+    With ``identity`` (what was read), a file replaced under the same name since then is
+    left alone (None is returned): it is new work.
+    """
+    if identity is not None and _identity(path) not in (identity, None):
+        return None
     return _move_into(feed_dir / PROCESSED, path, key)
 
 
-def quarantine_file(feed_dir: Path, path: Path, key: str, reason: str) -> Path | None:
+def quarantine_file(feed_dir: Path, path: Path, key: str, reason: str,
+                    identity: tuple[int, int] | None = None) -> Path | None:
     """Move an unusable file (or the symlink itself) into ``quarantine/`` with its reason."""
+    if identity is not None and _identity(path) not in (identity, None):
+        return None  # replaced since it was looked at: new work
     moved = _move_into(feed_dir / QUARANTINE, path, key)
     name = moved.name if moved is not None else path.name
     _write_json(feed_dir / QUARANTINE / f"{name}.reason.json",

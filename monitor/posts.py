@@ -80,7 +80,7 @@ def _parse_json(line: str, default_id: str, text_field: str, id_field: str) -> P
         raise PostError("invalid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise PostError(f"expected a JSON object, got {type(obj).__name__}")
-    if "\\u" in line:
+    if "\\ud" in line or "\\uD" in line:  # only \\uD800-\\uDFFF escapes can be lone surrogates
         _check_encodable(obj)
     if text_field not in obj:
         raise PostError(f"missing {text_field!r} field")

@@ -146,14 +146,29 @@ def test_sigterm_while_busy_drains_and_exits_zero_quickly(daemon_process, rng):
     assert all(posts == 2000 for posts in done.values())
 
 
-def test_logs_one_event_per_file_without_post_text(daemon_process, rng):
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_logs_one_event_per_file_without_post_text_and_metrics(daemon_process, rng):
+    import urllib.request
+
     daemon = daemon_process()
-    daemon.start()
+    port = free_port()
+    daemon.start("--metrics-port", str(port))
     secret = "bananasecretword cookie"
     drop(daemon.feed, "one.jsonl", jsonl([{"id": "s1", "text": secret}, {"text": "banana"}]))
     drop(daemon.feed, "two.txt", b"cookie cookie\nbanana\n")
     daemon.wait_for(lambda: len(daemon.processed()) == 2, what="two files")
     daemon.wait_for(lambda: all_delivered(daemon), what="deliveries")
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    assert "banana_monitor_posts_total 4.0" in metrics
+    assert 'banana_monitor_items_total{status="done"} 2.0' in metrics
+    assert "banana_monitor_item_latency_seconds_count 2.0" in metrics
     assert daemon.signal(signal.SIGTERM) == 0
     log_text = daemon.log_path.read_text()
     assert "bananasecretword" not in log_text

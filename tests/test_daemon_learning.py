@@ -137,6 +137,12 @@ def test_daemon_learning_equals_train_batch_size_one(daemon_process, start_model
     assert learning["paused"] is False and set(learning["per_class_recall"]) == {
         "banana", "cookie", "other"}
     assert 0.0 < learning["prequential_accuracy"] <= 1.0
+    # restarted with --no-learn, the daemon scores with the latest version, not START
+    daemon.start()
+    alerts = probe_alerts(daemon, "probe")
+    assert alerts and {a["model_version"] for a in alerts} == {5}
+    assert as_tuples(alerts) == expected_alerts(final_model(cli, json_lines, daemon), "probe")
+    assert daemon.signal(signal.SIGTERM) == 0
 
 
 def started(daemon) -> bool:

@@ -243,3 +243,16 @@ def test_move_after_a_crash_between_link_and_unlink(feed_dir):
     os.link(path, feed_dir / "processed/a.jsonl")  # the crash happened here
     assert feed.move_to_processed(feed_dir, path, "sha256:abc") == feed_dir / "processed/a.jsonl"
     assert not path.exists() and os.listdir(feed_dir / "processed") == ["a.jsonl"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.sampled_from(["a", " ", "\\ud83c", "\\udf4c", "\\uD800", "\\u00e9",
+                                       "\\n", "banana"]), max_size=12))
+def test_property_unicode_escapes_give_storable_text_or_post_error(parts):
+    raw = ('{"text": "' + "".join(parts) + '"}').encode()
+    try:
+        post = parse_line(raw, "jsonl", "d")
+    except PostError as error:
+        assert "lone surrogate" in str(error)
+        return
+    post.text.encode("utf-8")  # the ledger, the outbox and the jsonl file can store it

@@ -157,3 +157,19 @@ def test_open_source_picks_the_directory(tmp_path):
     assert open_source(other).feed_dir == tmp_path / "b"
     with pytest.raises(ValueError, match="unknown source"):
         open_source(load_settings(environ={}, source="kafka://x"))
+
+
+def test_file_replaced_while_in_flight_is_offered_again(make_source, feed_dir):
+    source = make_source(settle=30.0)
+    os.replace(_tmp(feed_dir, b"banana first\n"), feed_dir / "same.txt")
+    first = source.next_batch(2.0)
+    assert [p.text for p in first.posts] == ["banana first"]
+    # the collector drops a new file under the same name before the first one is acked
+    os.replace(_tmp(feed_dir, b"cookie second\n"), feed_dir / "same.txt")
+    source.ack(first)
+    assert (feed_dir / "same.txt").read_bytes() == b"cookie second\n"  # not moved away
+    second = source.next_batch(2.0)
+    assert second is not None and [p.text for p in second.posts] == ["cookie second"]
+    source.ack(second)
+    assert not (feed_dir / "same.txt").exists()
+    assert sorted(os.listdir(feed_dir / "processed")) == ["same.txt"]

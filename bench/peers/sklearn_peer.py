@@ -81,7 +81,8 @@ def prequential(data: str, batch: str, limit: str = "0") -> None:
         model.partial_fit(X, y, classes=classes)
         fitted = True
     seconds = time.perf_counter() - start
-    report(posts=len(texts), seconds=seconds, accuracy=hits / (len(texts) - min(size, len(texts))))
+    predicted = max(len(texts) - size, 1)  # the first batch is learned unseen
+    report(posts=len(texts), seconds=seconds, accuracy=hits / predicted)
 
 
 if __name__ == "__main__":

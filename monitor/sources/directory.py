@@ -168,20 +168,28 @@ class DirectorySource:
             self._drain_events(block_until=time.monotonic() + min(remaining, 0.05))
 
     def ack(self, item: WorkItem) -> None:
-        """After the ledger commit: quarantine what was bad, move the file away."""
-        path: Path = item.handle
+        """After the ledger commit: quarantine what was bad, move the file away.
+
+        A file replaced under the same name while it was being processed stays in the
+        feed directory and is offered again (it is new work).
+        """
+        path, identity = item.handle
         try:
             if item.rejected is not None:
-                feed.quarantine_file(self.feed_dir, path, item.key, item.rejected)
+                moved = feed.quarantine_file(self.feed_dir, path, item.key, item.rejected,
+                                             identity)
             else:
                 feed.write_quarantine(self.feed_dir, item)
-                feed.move_to_processed(self.feed_dir, path, item.key)
+                moved = feed.move_to_processed(self.feed_dir, path, item.key, identity)
         finally:
             self._in_flight.discard(path.name)
+        if moved is None and (path.exists() or path.is_symlink()):
+            log.info("file_replaced_while_processed", file=path.name)
+            self._pending.setdefault(path.name, _Pending(CLOSED, ready_at=time.time()))
 
     def release(self, item: WorkItem) -> None:
         """Give an item back without acking it (it will be offered again)."""
-        path: Path = item.handle
+        path = item.handle.path
         self._in_flight.discard(path.name)
         self._pending.setdefault(path.name, _Pending(CLOSED, ready_at=item.ready_at))
 
