@@ -8,7 +8,8 @@ features of the train split.  It prints test macro-F1 for each, beside the publi
 TweetEval figures for FastText and an SVM.
 
     pip install -r bench/requirements.txt
-    python bench/tweeteval.py [--data ../shared/data/tweeteval] [--seed 0] [--tasks emotion,offensive]
+    python bench/tweeteval.py [--data ../shared/data/tweeteval] [--seed 0]
+                              [--tasks emotion,offensive]
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ SPLITS = ("train", "val", "test")
 
 def read_split(task_dir: Path, split: str) -> tuple[list[str], list[str]]:
     """A split's tweets and label names (via mapping.txt), in file order."""
-    names = dict(line.split("\t") for line in (task_dir / "mapping.txt").read_text().split("\n") if line)
+    mapping = (task_dir / "mapping.txt").read_text().split("\n")
+    names = dict(line.split("\t") for line in mapping if line)
     texts = (task_dir / f"{split}_text.txt").read_text(encoding="utf-8").split("\n")
     labels = (task_dir / f"{split}_labels.txt").read_text().split()
     texts = texts[: len(labels)]
@@ -50,8 +52,8 @@ def write_jsonl(path: Path, texts: list[str], labels: list[str]) -> Path:
 
 def cli(*args: object) -> dict:
     """Run ``banana-monitor ARGS`` (JSON output); exit with its error if it fails."""
-    done = subprocess.run([sys.executable, "-m", "monitor", "--log-level", "warning", *map(str, args)],
-                          capture_output=True, text=True)
+    command = [sys.executable, "-m", "monitor", "--log-level", "warning", *map(str, args)]
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"banana-monitor {args[0]} failed: {done.stderr.strip()}")
     return json.loads(done.stdout)
@@ -68,7 +70,7 @@ def ours(data: dict, seed: int, workdir: Path) -> tuple[float, float, dict]:
     return report["macro_f1"], seconds, summary
 
 
-def sklearn_baselines(data: dict, hidden: tuple[int, ...], seed: int) -> dict[str, tuple[float, float]]:
+def sklearn_baselines(data: dict, hidden: tuple[int, ...], seed: int) -> dict[str, tuple]:
     """{name: (test macro-F1, seconds)} for LogisticRegression and MLPClassifier."""
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -80,14 +82,17 @@ def sklearn_baselines(data: dict, hidden: tuple[int, ...], seed: int) -> dict[st
     X_test = vectorizer.transform(data["test"][0])
     models = {
         "sklearn LogisticRegression": LogisticRegression(max_iter=2000),
-        f"sklearn MLP {','.join(map(str, hidden))}": MLPClassifier(hidden_layer_sizes=hidden, random_state=seed),
+        f"sklearn MLP {','.join(map(str, hidden))}": MLPClassifier(
+            hidden_layer_sizes=hidden, random_state=seed
+        ),
     }
     results = {}
     for name, model in models.items():
         started = time.perf_counter()
         model.fit(X_train, data["train"][1])
         predicted = model.predict(X_test)
-        results[name] = (f1_score(data["test"][1], predicted, average="macro"), time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        results[name] = (f1_score(data["test"][1], predicted, average="macro"), seconds)
     return results
 
 

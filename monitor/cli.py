@@ -8,8 +8,14 @@ through the ``register_commands`` hook.
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
+
+# Our matrices are small: OpenBLAS threads only contend for them (on a loaded machine
+# they spin, doubling the CPU time of ``score``).  One thread unless the user chose;
+# this must run before numpy is imported, which the commands do later.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from monitor import __version__
 

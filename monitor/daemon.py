@@ -78,13 +78,25 @@ class Daemon:
         try:
             while not self.stopping.is_set():
                 self._sync_cluster_model()  # HOOK (redis workers, issue 8)
-                item = self.source.next_batch(POLL_SECONDS)
+                item = self._next_item()
                 if item is not None:
                     self.handle(item)
                 self._heartbeat()
         finally:
             self._shutdown()
         return 0
+
+    def _next_item(self) -> WorkItem | None:
+        """The source's next item; a failing source (feed dir gone, unreadable) is
+        logged and retried, it does not stop the daemon."""
+        try:
+            return self.source.next_batch(POLL_SECONDS)
+        except getattr(self.source, "transient_errors", ()) as error:  # HOOK (issue 8)
+            log.error("source_unreachable", error=str(error))
+        except Exception:  # noqa: BLE001
+            log.exception("source_error", source=self.source.name)
+        self.stopping.wait(1.0)
+        return None
 
     def _shutdown(self) -> None:
         self.source.stop()

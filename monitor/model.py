@@ -276,7 +276,7 @@ def _model_from_arrays(arrays: dict[str, np.ndarray]) -> Model:
         if not np.isfinite(value).all():
             raise ModelError(f"{name} contains NaN or infinity")
     try:
-        network = Network(weights, biases, meta["output"])
+        network = Network(weights, biases, meta["output"], copy=False)  # arrays just read
         vocabulary = Vocabulary(meta["vocabulary"])
     except ValueError as error:
         raise ModelError(str(error)) from None

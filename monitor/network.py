@@ -79,17 +79,20 @@ class Network:
         weights: Sequence[np.ndarray],
         biases: Sequence[np.ndarray],
         output: str = "softmax",
+        copy: bool = True,
     ):
+        """``copy=False`` adopts float64 arrays as they are (a model file's, just read)."""
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, not {output!r}")
         if len(weights) != len(biases) or not weights:
             raise ValueError("need one bias per weight matrix and at least one layer")
-        # one copy each (W^1 straight to column-major: a 20,000-word W^1 is big)
+        # at most one copy each (W^1 straight to column-major: a 20,000-word W^1 is big)
+        as_array = np.array if copy else np.asarray
         self.weights = [
-            np.array(w, dtype=np.float64, order="F" if l == 0 else "C")
+            as_array(w, dtype=np.float64, order="F" if l == 0 else "C")
             for l, w in enumerate(weights)
         ]
-        self.biases = [np.array(b, dtype=np.float64).reshape(-1) for b in biases]
+        self.biases = [as_array(b, dtype=np.float64).reshape(-1) for b in biases]
         self.output = output
         self._check_shapes()
 
@@ -258,9 +261,9 @@ class Network:
         db: list[np.ndarray] = [None] * len(self.weights)  # type: ignore[list-item]
         for l in range(len(self.weights) - 1, 0, -1):  # layers L .. 2 (0-based l)
             dW[l] = delta.T @ trace.A[l]  # δ^l (a^(l-1))ᵀ summed over posts
-            db[l] = delta.sum(axis=0)
+            db[l] = _sum_rows(delta)
             delta = relu_prime(trace.Z[l - 1]) * (delta @ self.weights[l])  # δ^(l-1)
-        db[0] = delta.sum(axis=0)
+        db[0] = _sum_rows(delta)
         return dW, db, delta
 
     def sgd_step(
@@ -327,6 +330,12 @@ class Network:
 
     def is_finite(self) -> bool:
         return all(np.isfinite(p).all() for p in self.weights + self.biases)
+
+
+def _sum_rows(delta: np.ndarray) -> np.ndarray:
+    """Σ over posts of (n_posts, n) → (n,); one post's row as it is (a reduction costs
+    more than the rest of a small layer's step)."""
+    return delta[0].copy() if len(delta) == 1 else delta.sum(axis=0)
 
 
 def _is_one_canonical_row(X) -> bool:

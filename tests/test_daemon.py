@@ -295,3 +295,27 @@ def test_a_failing_ack_is_retried_not_rejected(parts, model):
     daemon.handle(source.next_batch(0))
     assert source.acked == [("k1", True)]
     assert ledger.conn.execute("SELECT status FROM items").fetchall() == [("done",)]
+
+
+def test_a_failing_source_is_retried_not_fatal(parts, model):
+    settings, ledger, outbox, _ = parts
+
+    class Broken(ListSource):
+        failures = 2
+
+        def next_batch(self, timeout):
+            if self.failures:
+                self.failures -= 1
+                raise PermissionError(13, "feed directory not readable")
+            return super().next_batch(timeout)
+
+    source = Broken([item("k1", ["banana"])], ledger)
+    daemon = Daemon(settings, model, source, ledger, outbox, AlertRules(settings, model))
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        wait_for(lambda: source.acked == [("k1", True)], timeout=10)
+    finally:
+        daemon.stopping.set()
+        thread.join(10)
+    assert not thread.is_alive() and source.failures == 0

@@ -256,3 +256,28 @@ def test_property_unicode_escapes_give_storable_text_or_post_error(parts):
         assert "lone surrogate" in str(error)
         return
     post.text.encode("utf-8")  # the ledger, the outbox and the jsonl file can store it
+
+
+def test_vanishing_mid_read(feed_dir, monkeypatch):
+    """Unlinked after open: Linux still reads the data (it is processed); on NFS the read
+    fails with ESTALE: FileVanished, and the source skips the file with a logged reason."""
+    import errno
+
+    path = feed_dir / "v.jsonl"
+    path.write_bytes(b'{"text": "banana"}\n')
+    real_read = os.read
+
+    def unlink_then_read(fd, size):
+        path.unlink(missing_ok=True)
+        return real_read(fd, size)
+
+    monkeypatch.setattr(os, "read", unlink_then_read)
+    assert [p.text for p in feed.read_feed_file(path, feed_dir).posts] == ["banana"]
+    path.write_bytes(b'{"text": "banana"}\n')
+
+    def stale(fd, size):
+        raise OSError(errno.ESTALE, "Stale file handle")
+
+    monkeypatch.setattr(os, "read", stale)
+    with pytest.raises(feed.FileVanished):
+        feed.read_feed_file(path, feed_dir)

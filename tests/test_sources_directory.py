@@ -125,9 +125,13 @@ def test_vanished_file_is_skipped(make_source, feed_dir, monkeypatch):
         return real_read(path, *args)
 
     monkeypatch.setattr(feed, "read_feed_file", vanish_then_read)
+    from structlog.testing import capture_logs
+
     os.replace(_tmp(feed_dir, b"banana\n"), feed_dir / "gone.txt")
-    assert source.next_batch(1.0) is None
+    with capture_logs() as logs:
+        assert source.next_batch(1.0) is None
     assert source.backlog() == 0
+    assert {"event": "file_vanished", "file": "gone.txt", "log_level": "warning"} in logs
 
 
 def test_oldest_first_and_release(make_source, feed_dir):
@@ -173,3 +177,15 @@ def test_file_replaced_while_in_flight_is_offered_again(make_source, feed_dir):
     source.ack(second)
     assert not (feed_dir / "same.txt").exists()
     assert sorted(os.listdir(feed_dir / "processed")) == ["same.txt"]
+
+
+def test_deleted_feed_directory_is_recreated_and_watched(make_source, feed_dir):
+    import shutil
+
+    source = make_source(settle=30.0)
+    shutil.rmtree(feed_dir)  # the watch dies with the directory
+    assert source.next_batch(0.3) is None
+    assert source.observer_restarts >= 1 and feed_dir.is_dir()
+    os.replace(_tmp(feed_dir, b"banana\n"), feed_dir / "back.txt")
+    item = source.next_batch(2.0)
+    assert item is not None and item.name == "back.txt"  # by an event (no rescan: 60 s)

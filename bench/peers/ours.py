@@ -10,13 +10,16 @@ and ``train --batch-size 1`` share).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the banana-monitor CLI runs
 
-from common import CLASSES, read_labelled, report
-from monitor.model import Model
+import numpy as np  # noqa: E402
+
+from common import CLASSES, read_labelled, report  # noqa: E402
+from monitor.model import Model  # noqa: E402
 
 LEARNING_RATE = 0.1
 

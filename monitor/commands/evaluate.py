@@ -11,7 +11,8 @@ from monitor.commands.common import CommandError, echo_json, load_model
 
 @click.command()
 @click.option("--model", "model_path", metavar="PATH", help="Model file (default: shipped).")
-@click.option("--data", required=True, metavar="FILE.jsonl", help='Labelled posts: {"text", "label"} per line.')
+@click.option("--data", required=True, metavar="FILE.jsonl",
+              help='Labelled posts: {"text", "label"} per line.')
 @click.option("--table/--json", "as_table", default=None,
               help="Output format; default: a table on a terminal, JSON otherwise.")
 def evaluate(model_path, data, as_table) -> None:

@@ -13,7 +13,7 @@ import click
 from monitor.commands.common import CommandError, load_model
 from monitor.posts import Post
 
-BATCH = 4096
+BATCH = 1024  # posts scored together: big enough for numpy, small enough for RSS
 
 
 @click.command()

@@ -21,22 +21,39 @@ from monitor.train import (
 NEW_MODEL_ONLY = ("hidden", "vocab_size", "min_count", "classes")
 
 
+def _sizes(sizes) -> str:
+    return ",".join(map(str, sizes))
+
+
 @click.command()
-@click.option("--data", required=True, metavar="FILE.jsonl", help='Labelled posts: {"text", "label"} per line.')
-@click.option("--out", required=True, metavar="OUT.npz", help="Where to write the trained model.")
-@click.option("--model", "model_path", metavar="IN", help="Continue training this model (else build one).")
-@click.option("--validation", metavar="FILE.jsonl", help="Labelled posts for model selection: keep the best epoch.")
-@click.option("--lr", default=LEARNING_RATE, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Learning rate η.")
-@click.option("--batch-size", default=BATCH_SIZE, show_default=True, type=click.IntRange(min=1), help="Posts per SGD step.")
-@click.option("--epochs", default=EPOCHS, show_default=True, type=click.IntRange(min=1), help="Passes over the data (at most).")
-@click.option("--patience", default=PATIENCE, show_default=True, type=click.IntRange(min=0), help="With --validation: stop after N epochs without improvement (0: never).")
-@click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the posts every epoch (else file order).")
-@click.option("--seed", type=int, help="Random seed (initialisation and shuffling); default: random, recorded in the model.")
-@click.option("--class-weight", type=click.Choice(CLASS_WEIGHTS), help="Default: balanced for a new model, none with --model.")
-@click.option("--hidden", help=f"New model: hidden layer sizes.  [default: {','.join(map(str, HIDDEN))}]")
-@click.option("--vocab-size", type=click.IntRange(min=1), help=f"New model: most frequent words kept.  [default: {VOCAB_SIZE}]")
-@click.option("--min-count", type=click.IntRange(min=1), help=f"New model: a word must occur this often.  [default: {MIN_COUNT}]")
-@click.option("--classes", help="New model: class names (one → sigmoid); default: the labels seen, other last.")
+@click.option("--data", required=True, metavar="FILE.jsonl",
+              help='Labelled posts: {"text", "label"} per line.')
+@click.option("--out", required=True, metavar="OUT.npz", help="Where to write the model.")
+@click.option("--model", "model_path", metavar="IN",
+              help="Continue training this model (else build a new one).")
+@click.option("--validation", metavar="FILE.jsonl",
+              help="Labelled posts scored after each epoch; the best epoch is kept.")
+@click.option("--lr", default=LEARNING_RATE, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Learning rate η.")
+@click.option("--batch-size", default=BATCH_SIZE, show_default=True,
+              type=click.IntRange(min=1), help="Posts per SGD step.")
+@click.option("--epochs", default=EPOCHS, show_default=True, type=click.IntRange(min=1),
+              help="Passes over the data (at most).")
+@click.option("--patience", default=PATIENCE, show_default=True, type=click.IntRange(min=0),
+              help="With --validation: stop after N epochs without a better one (0: never).")
+@click.option("--shuffle/--no-shuffle", default=True, show_default=True,
+              help="Shuffle the posts every epoch (else file order).")
+@click.option("--seed", type=int,
+              help="Seed for initialisation and shuffling; default: random, recorded.")
+@click.option("--class-weight", type=click.Choice(CLASS_WEIGHTS),
+              help="Default: balanced for a new model, none with --model.")
+@click.option("--hidden", help=f"New model: hidden layer sizes.  [default: {_sizes(HIDDEN)}]")
+@click.option("--vocab-size", type=click.IntRange(min=1),
+              help=f"New model: most frequent words kept.  [default: {VOCAB_SIZE}]")
+@click.option("--min-count", type=click.IntRange(min=1),
+              help=f"New model: least count of a kept word.  [default: {MIN_COUNT}]")
+@click.option("--classes",
+              help="New model: class names (one → sigmoid); default: labels seen, other last.")
 def train(data, out, model_path, validation, lr, batch_size, epochs, patience, shuffle, seed,
           class_weight, hidden, vocab_size, min_count, classes) -> None:
     """Train a model on labelled posts and write it to OUT (atomically).
@@ -73,7 +90,8 @@ def train(data, out, model_path, validation, lr, batch_size, epochs, patience, s
             class_weight or ("none" if model_path else "balanced"), patience or None,
         )
         training.targets_for(model, examples)  # unknown labels fail before the progress bar
-        result = training.fit(model, examples, options, rng, held_out, _progress(len(examples), epochs))
+        progress = _progress(len(examples), epochs)
+        result = training.fit(model, examples, options, rng, held_out, progress)
     except training.TrainingError as error:
         raise CommandError(str(error)) from None
     model.meta["trained"] = training.trained_meta(

@@ -138,14 +138,15 @@ class DirectorySource:
         self._observer = observer
 
     def _check_observer(self) -> None:
-        """A dead observer thread is restarted, followed by a rescan."""
-        if self._observer is not None and not self._observer.is_alive():
+        """A dead observer (or emitter) thread is restarted, followed by a rescan."""
+        if self._observer is not None and not _alive(self._observer):
             log.warning("observer_restarted", feed=str(self.feed_dir))
             self.observer_restarts += 1
             try:
                 self._observer.stop()
             except Exception:  # noqa: BLE001 - it is dead already; best effort
                 pass
+            self.feed_dir.mkdir(parents=True, exist_ok=True)  # deleted? as at start-up
             self._start_observer()
             self._next_rescan = 0.0
 
@@ -287,3 +288,9 @@ class DirectorySource:
         if state.status == WRITING:
             return quiet >= self.write_timeout
         return quiet >= self.settle or now - state.mtime >= self.settle + 1.0
+
+
+def _alive(observer) -> bool:
+    """The observer's dispatcher thread and its directory emitter both run."""
+    emitters = getattr(observer, "emitters", None)
+    return observer.is_alive() and (emitters is None or all(e.is_alive() for e in emitters))
