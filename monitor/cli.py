@@ -90,8 +90,8 @@ class LazyGroup(click.Group):
 
 
 def _short_help(entry: str | click.Command, limit: int) -> str:
-    if isinstance(entry, str):
-        return click.utils.make_default_short_help(entry, limit)
+    if isinstance(entry, str):  # a summary: shortened as click shortens a command's help
+        entry = click.Command(None, help=entry)
     return entry.get_short_help_str(limit)
 
 
