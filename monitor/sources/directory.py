@@ -227,7 +227,7 @@ class DirectorySource:
         elif kind != SEEN:
             state.status = kind  # a close/rename completes it; a new write reopens it
         if kind == CLOSED:
-            state.ready_at = time.time()
+            state.ready_at = _mtime_or_now(path)  # one clock for events and settled files
 
     def _rescan(self) -> None:
         self._next_rescan = time.monotonic() + self.rescan_interval
@@ -288,6 +288,14 @@ class DirectorySource:
         if state.status == WRITING:
             return quiet >= self.write_timeout
         return quiet >= self.settle or now - state.mtime >= self.settle + 1.0
+
+
+def _mtime_or_now(path: Path) -> float:
+    """When a file was completed: its mtime (what a settled file is ordered by too)."""
+    try:
+        return os.lstat(path).st_mtime
+    except OSError:
+        return time.time()
 
 
 def _alive(observer) -> bool:
