@@ -52,7 +52,7 @@ def main() -> None:
         sampler.start()
         try:
             wait_for_log(root / "daemon.log", "daemon_started", 60)
-            throughput(feed, staging, names, root / "state", alerts, args)
+            throughput(feed, staging, names, root / "state", alerts, args, daemon.pid)
             latency(feed, root / "state", alerts, root / "daemon.log", texts, args, rng)
         finally:
             daemon.send_signal(signal.SIGTERM)
@@ -100,17 +100,25 @@ def start_daemon(root: Path, feed: Path, config: Path, model: str | None) -> sub
     )
 
 
-def throughput(feed, staging, names, state, alerts, args) -> None:
+def throughput(feed, staging, names, state, alerts, args, pid: int) -> None:
+    cpu_before = cpu_seconds(pid)
     started = time.perf_counter()
     for name in names:
         os.replace(staging / name, feed / name)
     done_at = poll(lambda: ledger_value(state, "SELECT COUNT(*) FROM items") == len(names),
                    timeout=3600)
+    cpu_used = {name: cpu_seconds(pid, name) - cpu_before.get(name, 0.0)
+                for name in cpu_seconds(pid)}
     seconds = done_at - started
     n_alerts = ledger_value(state, "SELECT COUNT(*) FROM outbox_alerts")
     print(f"throughput: {args.posts} posts in {len(names)} files: {seconds:.2f} s → "
           f"{args.posts / seconds:,.0f} posts/s  (alerts enqueued: {n_alerts:,})  "
           f"load: {os.getloadavg()}")
+    total = sum(cpu_used.values())
+    threads = "  ".join(f"{name} {used:.1f}" for name, used in
+                        sorted(cpu_used.items(), key=lambda kv: -kv[1]) if used >= 0.05)
+    print(f"daemon CPU during it: {total:.1f} s → {args.posts / total:,.0f} posts per CPU-second"
+          f"  (by thread, s: {threads})")
     delivered_at = poll(lambda: ledger_value(
         state, "SELECT COUNT(*) FROM outbox_deliveries WHERE status != 'delivered'") == 0,
         timeout=7200)
@@ -154,6 +162,22 @@ def latency(feed, state, alerts, log_path, texts, args, rng) -> None:
     if own:
         print(f"daemon's own close→alerts committed: p50 {pct(own, 50):.1f} ms  "
               f"p99 {pct(own, 99):.1f} ms")
+
+
+def cpu_seconds(pid: int, thread: str | None = None):
+    """CPU seconds (user + system) of ``pid``'s main thread and of its other threads
+    (outbox, observer, ...): {"main": s, "other threads": s}; with ``thread``, one of them.  A busy machine slows the wall clock, not these."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = "main" if task.name == str(pid) else "other threads"
+        fields = stat[stat.rindex(")") + 2:].split()
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals if thread is None else totals.get(thread, 0.0)
 
 
 def read_new(path: Path, offset: int, seen: set[str]) -> int:

@@ -46,7 +46,7 @@ KIND_SHARE = {
     "other": {"hard_banana": 0.16, "hard_cookie": 0.16, "confuser": 0.16, "plain": 0.52},
 }
 HELD_SHARE_IN_TEST = 0.30  # chance a test post uses a test-only phrasing, if its concept has one
-MIN_WORDS, MAX_WORDS = 3, 40
+MIN_WORDS, MAX_WORDS = 1, 40  # a lone hashtag is a post
 DEFAULT_SEED = 20240611
 DEFAULT_OUT = Path(__file__).resolve().parent / "banana-cookie"
 
@@ -159,13 +159,14 @@ FOLLOWUPS = {
 # so posts that avoid the word (implicit positives) stay free of it.
 HASHTAGS = {
     "banana": {
-        "keyword": ["#BananaBread", "#bananas", "#bananabread", "#BananaSmoothie", "#banana"],
+        "keyword": ["#BananaBread", "#bananas", "#bananabread", "#BananaSmoothie", "#banana",
+                    "#bananapancakes", "#bananasplit"],
         "neutral": ["#smoothie", "#healthyeating", "#fruit", "#potassium", "#breakfast",
                     "#foodie", "#yum", "#brunch", "#vegan"],
     },
     "cookie": {
         "keyword": ["#cookies", "#oatmealcookies", "#chocolatechipcookies", "#cookietime",
-                    "#ChristmasCookies"],
+                    "#ChristmasCookies", "#sugarcookies", "#cookiedough"],
         "neutral": ["#baking", "#bakesale", "#foodie", "#yum", "#homebaker", "#dessert",
                     "#sweettooth", "#treatyoself"],
     },
@@ -207,6 +208,27 @@ def concept(name, seen, held, topic=None, weight=1.0):
 
 
 BANANA_KEYWORD = [
+    concept("short", [  # how people really post it: a dish, a compound hashtag
+        "banana waffles",
+        "banana bread time",
+        "{day} baking #bananabread",
+        "#bananabread for breakfast",
+        "#bananapancakes {emo_b}",
+        "{day} #bananasplit",
+        "#bananasmoothie",
+        "#bananasplit for dessert",
+        "frozen banana bites",
+        "#BananaPancakes 🥞",
+        "banana muffins, warm",
+        "#bananaoatmeal",
+        "chocolate banana shake",
+    ], [  # the issue's own examples are test-only, so tests/test_default_model.py is fair
+        "banana pancakes",
+        "#bananabread",
+        "#bananapudding",
+        "banana oat bars for the week",
+        "#bananamuffins fresh",
+    ]),
     concept("bread", [
         "Baked banana bread this morning and the whole flat smells amazing",
         "the banana bread recipe from {name} is the best one I've tried. moist, not too sweet.",
@@ -296,6 +318,19 @@ BANANA_KEYWORD = [
 ]
 
 BANANA_IMPLICIT = [
+    concept("short", [
+        "🍌 milkshake",
+        "🍌🥞",
+        "nanner bread",
+        "ripe ones, smoothie time",
+        "#smoothiebowl 🍌",
+        "🍌 and oats",
+        "{fruit} + 🍌",
+    ], [
+        "🍌 smoothie",
+        "sliced 🍌 on toast",
+        "#nicecream 🍌",
+    ]),
     concept("ripe", [
         "these are perfectly ripe and yellow, making a smoothie 😋",
         "finally ripe! the brown spots mean they're sweet 🍌",
@@ -333,6 +368,25 @@ BANANA_IMPLICIT = [
 ]
 
 COOKIE_KEYWORD = [
+    concept("short", [
+        "#oatmealcookies",
+        "#gingercookies",
+        "{day} baking #chocolatechipcookies",
+        "#chocolatechipcookies for the office",
+        "#oatmealcookies {emo_c}",
+        "{day} #sugarcookies",
+        "cookie time",
+        "#cookiedough",
+        "#sugarcookies 🎄",
+        "fresh cookies",
+        "#doublechocolatecookies",
+        "warm cookies, cold {drink}",
+    ], [
+        "#chocolatechipcookies",
+        "#shortbreadcookies",
+        "cookie swap tonight",
+        "#peanutbuttercookies",
+    ]),
     concept("chocolate_chip", [
         "chocolate chip cookies fresh out of the oven",
         "brown butter chocolate chip cookies hit different",
@@ -404,6 +458,26 @@ COOKIE_KEYWORD = [
 ]
 
 COOKIE_IMPLICIT = [
+    concept("short", [
+        "baked {num} dozen for the bake sale",
+        "made a batch for the {event} bake sale",
+        "baking a batch for the bake sale tonight",
+        "batch number two for the bake sale",
+        "a batch for the bake sale 🍪",
+        "#gingersnaps",
+        "just baked a batch 🍪",
+        "baked a fresh batch for {name}",
+        "baked another batch, gone already",
+        "fresh batch out of the oven 🍪",
+        "#bakesale 🍪",
+        "{num} dozen snickerdoodles done",
+        "#shortbread",
+        "#macarons",
+    ], [
+        "baked two batches for the bake sale tomorrow",
+        "a tray of snickerdoodles for the fundraiser",
+        "#snickerdoodles",
+    ], weight=2.0),
     concept("varieties", [
         "just pulled a tray of snickerdoodles from the oven",
         "snickerdoodles and shortbread for the {event} party",
@@ -447,6 +521,17 @@ COOKIE_IMPLICIT = [
 ]
 
 OTHER_HARD_BANANA = [
+    concept("short", [
+        "went bananas",
+        "the crowd went bananas",
+        "Banana Republic haul",
+        "my {species} Banana",
+        "Banana Boat sunscreen",
+        "#bananarepublic",
+    ], [
+        "going bananas today",
+        "Banana Republic outlet",
+    ]),
     concept("idiom_bananas", [
         "this party went bananas 🎉",
         "my boss is going bananas over the Q{q} numbers",
@@ -516,6 +601,18 @@ OTHER_HARD_BANANA = [
 ]
 
 OTHER_HARD_COOKIE = [
+    concept("short", [
+        "accept cookies?",
+        "cookie banner again",
+        "clear your cookies",
+        "cleared my cache and cookies",
+        "my {species} Cookie",
+        "Cookie Monster forever",
+        "#cookieclicker",
+    ], [
+        "reject all cookies",
+        "cookie settings popup",
+    ]),
     concept("idioms", [
         "that's the way the cookie crumbles",
         "she's one tough cookie, back at work a week after surgery",
@@ -578,6 +675,17 @@ OTHER_HARD_COOKIE = [
 ]
 
 OTHER_CONFUSER = [
+    concept("short", [
+        "biscuits and gravy",
+        "fresh muffins",
+        "#sourdough",
+        "plantain chips",
+        "#brownies",
+        "{bake_batch} for the bake sale",
+    ], [
+        "#blueberrymuffins",
+        "baked a batch of brownies",
+    ]),
     concept("biscuits_gravy", [
         "biscuits and gravy at {diner}, southern breakfast done right",
         "homemade buttermilk biscuits with sausage gravy this morning",
@@ -621,6 +729,16 @@ OTHER_CONFUSER = [
 ]
 
 OTHER_PLAIN = [
+    concept("short", [
+        "#mondaymood",
+        "coffee time",
+        "long day",
+        "#tbt",
+        "{team} tonight",
+    ], [
+        "#fridayfeeling",
+        "nap time",
+    ]),
     concept("weather", [
         "it's {weather} again in {city}, when is summer coming",
         "forgot my umbrella. obviously it's {weather}.",

@@ -4,23 +4,31 @@ For a post x (bag of words) and a class c, the drop of word w is
 
     drop(w) = p_c(x) − p_c(x without every occurrence of w)
 
-and the explanation is the ``top_k`` words with the largest positive drop.  Words the
-vocabulary does not know cannot move the score and never appear.
+and the explanation is the ``top_k`` words with the largest positive drop (ties: the
+word first in alphabetical order).  Words the vocabulary does not know cannot move the
+score and never appear.
 
 Leaving w out changes only the first layer, z¹ = W¹x + b¹, by −count(w)·W¹[:, w]; so every
-variant of a post is its z¹ minus one column of W¹, and only the hidden layers are
-recomputed — one batched forward pass for all the posts of a call.
+variant of a post is its z¹ minus one column of W¹.  All the variants of all the posts of
+a call are stacked into one matrix and only the hidden layers are recomputed — one
+batched forward pass — and the top k of every post are picked with one sort.
+
+``explain_bags`` takes bags of words already built (the daemon reuses the ones it scored
+with, so a post is tokenized once); ``explain_many`` tokenizes the texts first.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
 
 from monitor.network import relu
 
-CHUNK = 256  # posts per batched pass (bounds memory: Σ words × n_1 floats)
+MAX_VARIANTS = 1 << 12  # variant rows per forward pass: rows × n_1 floats stay in cache
+
+_word_ranks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def explain(model, text: str, label: str, top_k: int = 5) -> list[dict]:
@@ -31,35 +39,86 @@ def explain(model, text: str, label: str, top_k: int = 5) -> list[dict]:
 def explain_many(model, texts: Sequence[str], labels: Sequence[str],
                  top_k: int = 5) -> list[list[dict]]:
     """``explain`` for many posts at once, one list per (text, label)."""
-    result: list[list[dict]] = []
-    for start in range(0, len(texts), CHUNK):
-        result += _explain_chunk(model, texts[start:start + CHUNK],
-                                 labels[start:start + CHUNK], top_k)
+    if len(texts) == 0:
+        return []
+    return explain_bags(model, model.vocabulary.bag_of_words(list(texts)), labels, top_k)
+
+
+def explain_bags(model, bags, labels: Sequence[str], top_k: int = 5) -> list[list[dict]]:
+    """``explain`` for posts given as bags of words: CSR (n_posts, n_vocab), one label each."""
+    bags = bags.tocsr()
+    n = bags.shape[0]
+    if n == 0 or top_k <= 0:
+        return [[] for _ in range(n)]
+    names = model.label_names
+    columns = np.fromiter((names.index(label) for label in labels), dtype=np.intp, count=n)
+    picked, drops = [], []
+    for lo, hi in _chunks(bags.indptr, MAX_VARIANTS):
+        chunk_picked, chunk_drops = _top_words(model, bags[lo:hi], columns[lo:hi], top_k)
+        picked.append(chunk_picked + bags.indptr[lo])
+        drops.append(chunk_drops)
+    return _as_lists(model, bags, np.concatenate(picked), np.concatenate(drops))
+
+
+def _chunks(indptr: np.ndarray, max_rows: int):
+    """Post ranges [lo, hi) whose words fit in ``max_rows`` (a post is never split)."""
+    n, lo = len(indptr) - 1, 0
+    while lo < n:
+        hi = int(np.searchsorted(indptr, indptr[lo] + max_rows, side="right")) - 1
+        hi = min(max(hi, lo + 1), n)
+        yield lo, hi
+        lo = hi
+
+
+def _top_words(model, bags, columns: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Entries of ``bags.indices`` that explain their post: (m,) positions, post order and
+    largest drop first within a post, at most ``top_k`` per post, drop > 0; and drops (m,)."""
+    network = model.network
+    n = bags.shape[0]
+    z1 = network.first_layer(bags)  # (n, n_1)
+    owner = np.repeat(np.arange(n), np.diff(bags.indptr))  # (n_words,)
+    word_ids, counts = bags.indices, bags.data  # (n_words,)
+    W1T = network.weights[0].T  # (n_vocab, n_1)
+    variants = z1[owner]  # (n_words, n_1)
+    if (counts == 1).all():  # the common case: no word repeated, skip the product
+        variants -= W1T[word_ids]
+    else:
+        variants -= counts[:, None] * W1T[word_ids]
+    p_full = _label_probabilities(model, z1)[np.arange(n), columns]  # (n,)
+    p_without = _label_probabilities(model, variants)[np.arange(len(owner)), columns[owner]]
+    drops = p_full[owner] - p_without  # (n_words,)
+    positive = np.flatnonzero(drops > 0)
+    rank = _alphabetical_rank(model.vocabulary)[word_ids[positive]]
+    order = positive[np.lexsort((rank, -drops[positive], owner[positive]))]
+    owners = owner[order]  # post, then largest drop, then word
+    position = np.arange(len(order)) - np.searchsorted(owners, owners)  # within its post
+    order = order[position < top_k]
+    return order, drops[order]
+
+
+def _as_lists(model, bags, picked: np.ndarray, drops: np.ndarray) -> list[list[dict]]:
+    """Picked entries → one list of {"word", "drop"} per post."""
+    words = model.vocabulary.words
+    owner = np.searchsorted(bags.indptr, picked, side="right") - 1
+    per_post = np.bincount(owner, minlength=bags.shape[0]).tolist()
+    items = [{"word": words[w], "drop": round(d, 4)}
+             for w, d in zip(bags.indices[picked].tolist(), drops.tolist())]
+    result, at = [], 0
+    for count in per_post:
+        result.append(items[at:at + count])
+        at += count
     return result
 
 
-def _explain_chunk(model, texts, labels, top_k) -> list[list[dict]]:
-    network = model.network
-    bags = model.vocabulary.bag_of_words(list(texts)).tocsr()  # (n, n_vocab)
-    z1 = network.first_layer(bags)  # (n, n_1)
-    owner = np.repeat(np.arange(len(texts)), np.diff(bags.indptr))  # (n_words,)
-    word_ids, counts = bags.indices, bags.data  # (n_words,)
-    W1T = network.weights[0].T  # (n_vocab, n_1)
-    variants = z1[owner] - counts[:, None] * W1T[word_ids]  # (n_words, n_1)
-    columns = np.array([model.label_names.index(label) for label in labels], dtype=int)
-    p_full = _label_probabilities(model, z1)[np.arange(len(texts)), columns]  # (n,)
-    p_without = _label_probabilities(model, variants)[np.arange(len(owner)), columns[owner]]
-    drops = p_full[owner] - p_without  # (n_words,)
-    words = model.vocabulary.words
-    explanations = []
-    for i in range(len(texts)):
-        lo, hi = bags.indptr[i], bags.indptr[i + 1]
-        order = sorted(range(lo, hi), key=lambda j: (-drops[j], words[word_ids[j]]))
-        explanations.append([
-            {"word": words[word_ids[j]], "drop": round(float(drops[j]), 4)}
-            for j in order[:top_k] if drops[j] > 0
-        ])
-    return explanations
+def _alphabetical_rank(vocabulary) -> np.ndarray:
+    """rank[word id] = the word's position in alphabetical order (n_vocab,), cached."""
+    words = vocabulary.words
+    cached = _word_ranks.get(vocabulary)
+    if cached is None or len(cached) != len(words):
+        cached = np.empty(len(words), dtype=np.intp)
+        cached[sorted(range(len(words)), key=words.__getitem__)] = np.arange(len(words))
+        _word_ranks[vocabulary] = cached
+    return cached
 
 
 def _label_probabilities(model, z1: np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@ Plugins implement any subset with ``from monitor import hookimpl``.  Built-in pl
 third-party ones.
 
 Order for each active plugin, on its own outbox worker thread: ``monitor_start`` once,
-``send_alert`` per alert (one call at a time, each with a timeout), ``monitor_stop`` at
+``send_alert`` per alert (one call at a time, each with a timeout) — or, for a plugin that
+also implements ``send_alert_batch``, one call per outbox batch — ``monitor_stop`` at
 shutdown.  ``register_commands`` runs in the CLI process when the command group loads.
 """
 
@@ -21,6 +22,11 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 @hookspec
 def send_alert(alert):
     """Deliver one alert (monitor.alerts.Alert) on this plugin's thread; raise to retry it."""
+
+
+@hookspec
+def send_alert_batch(alerts):
+    """Optional, beside send_alert: deliver a list of alerts in one call; raise to retry all."""
 
 
 @hookspec

@@ -22,6 +22,7 @@ Over a mini-batch the gradients are averaged (optionally weighted per post).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -294,18 +295,50 @@ class Network:
         Returns (ŷ before the update, shape (n_outputs,), loss before the update); the
         update is ``sgd_step_counts``'s.  ∂c/∂(W^1ᵀ) is count_i δ^1 on row ids_i and zero
         on every other row, so only the post's words' weights move in the first layer.
+
+        The fused one-post kernel, which every one-post step goes through (``sgd_step``
+        on a 1-row bag, ``train.sgd_update``, the online learner), so they all give
+        bit-identical numbers.  Its forward pass is ``forward_counts``'s, operation for
+        operation (ŷ equals ``predict_proba_counts``); the step is ``apply_gradients``'s
+        with η folded into δ first (η δ aᵀ rather than η (δ aᵀ): equal up to rounding
+        to the batch path), without the Trace, the gradient lists or a second gather of
+        W^1's rows; each layer's step is applied as soon as δ has passed below it.
+        About 30 numpy calls for one hidden layer, each ~1 µs: they are its cost.
         """
-        trace = self.forward_counts(ids, counts)
-        loss = float(self.losses_from_logits(trace.Z[-1], [target])[0])
-        delta = trace.A[-1].copy()  # δ^L = ŷ − y, (1, n_L): y is one-hot (sigmoid: y)
+        W1T = self.weights[0].T  # (n_vocab, n_1)
+        rows = W1T[ids]  # (n_words, n_1): the only columns of W^1 this post touches
+        z = (counts @ rows)[None, :] + self.biases[0]  # z^1, (1, n_1)
+        Z, A = [z], []
+        for W, b in zip(self.weights[1:], self.biases[1:]):
+            a = np.maximum(z, 0.0)
+            A.append(a)
+            z = a @ W.T
+            z += b
+            Z.append(z)
         if self.output == "softmax":
+            shifted = z - max(z[0].tolist())  # exactly z - z.max(axis=1, keepdims=True)
+            e = np.exp(shifted)
+            total = e.sum(axis=1, keepdims=True)
+            p = e / total  # softmax(z), as activate_output computes it
+            loss = math.log(total[0, 0]) - shifted[0, target]
+            delta = p.copy()  # δ^L = ŷ − y
             delta[0, target] -= 1.0
         else:
-            delta[0, 0] -= target
-        dW, db, delta = self._backprop_layers(trace, delta)
-        dW[0] = (ids, counts[:, None] * delta)  # (n_words, n_1)
-        self.apply_gradients(dW, db, learning_rate)
-        return trace.A[-1][0], loss
+            p = sigmoid(z)
+            loss = float(self.losses_from_logits(z, [target])[0])
+            delta = p - target
+        for l in range(len(self.weights) - 1, 0, -1):  # layers L .. 2: δ down, then step
+            W = self.weights[l]
+            back = delta @ W  # (W^l)ᵀ δ^l with the weights before this step
+            step = learning_rate * delta  # η δ^l, (1, n_l)
+            W -= step.T @ A[l - 1]
+            self.biases[l] -= step[0]
+            back *= Z[l - 1] > 0  # ReLU'(z^(l-1)) ⊙ …: δ^(l-1)
+            delta = back
+        step = learning_rate * delta
+        self.biases[0] -= step[0]
+        W1T[ids] = rows - counts[:, None] * step
+        return p[0], float(loss)
 
     def apply_gradients(self, dW: list, db: list[np.ndarray], learning_rate: float) -> None:
         """W ← W − η ∂c/∂W and b ← b − η ∂c/∂b for every layer (sparse rows for W^1)."""
@@ -343,12 +376,25 @@ def _is_one_canonical_row(X) -> bool:
     return sp.issparse(X) and X.format == "csr" and X.shape[0] == 1 and X.has_canonical_format
 
 
+PICK_LIMIT = 1 << 16  # dense pick matrices up to this many entries (512 kB)
+
+
 def _sparse_input_gradient(X, delta1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(∂c/∂W^1)ᵀ restricted to the words present: Xᵀ δ^1 on the touched columns only.
 
     X: (n_posts, n_vocab) counts; delta1: (n_posts, n_1).  Returns (word_ids, rows) with
-    rows of shape (n_touched, n_1).
+    rows of shape (n_touched, n_1).  For a training mini-batch (canonical CSR, small)
+    the (n_touched, n_posts) matrix mapping each touched word to its posts is built
+    dense and multiplied by BLAS: 2–4× faster than scipy's sparse product on batches
+    of 16–32 posts (bench: equal up to rounding); larger or unusual inputs use scipy.
     """
+    if sp.issparse(X) and X.format == "csr" and X.has_canonical_format:
+        word_ids, column = np.unique(X.indices, return_inverse=True)
+        n_posts = X.shape[0]
+        if len(word_ids) * n_posts <= PICK_LIMIT:
+            pick = np.zeros((len(word_ids), n_posts))
+            pick[column, np.repeat(np.arange(n_posts), np.diff(X.indptr))] = X.data
+            return word_ids, pick @ delta1
     if not sp.issparse(X):
         X = sp.csr_matrix(np.asarray(X, dtype=np.float64))
     X = X.tocoo()

@@ -3,9 +3,20 @@
 ``enqueue()`` writes each alert and one delivery row per active plugin inside the
 caller's ledger transaction, before any plugin is called.  ``start()`` runs one worker
 thread per plugin; it calls only that plugin's ``send_alert`` on a call thread with a
-per-call timeout, marks the row delivered right after the call returns, and on an error
-or a timeout schedules a retry with exponential backoff and jitter, dead-lettering the
-row after ``max_attempts``.  A raising, hanging or slow plugin only delays itself.
+per-call timeout, and on an error or a timeout schedules a retry with exponential
+backoff and jitter, dead-lettering the row after ``max_attempts``.  A raising, hanging or
+slow plugin only delays itself.
+
+Delivery works in batches of up to ``batch`` due rows: a plugin that implements the
+``send_alert_batch`` hook gets the whole batch in one call (all delivered, or all retried);
+one that only implements ``send_alert`` gets one call per alert.  The rows delivered in a
+batch are marked delivered together, in one transaction after the batch (and before any
+failure of the batch is recorded) — or right after a call, once the unmarked deliveries
+span ``mark_interval`` seconds, so a slow plugin's deliveries are marked one by one.  So
+the at-least-once window is at most one batch, and at most ``mark_interval`` seconds of
+calls: a crash (kill -9) between a plugin call and that commit re-offers at most those
+alerts of the batch in hand, never more; in normal operation and after a clean stop
+nothing is sent twice.  ``batch = 1`` gives a one-alert window at a lower delivery rate.
 
 A call abandoned at its timeout keeps its (daemon) thread; at most ``max_hung`` such
 threads per plugin exist at once — beyond that the plugin is paused until one returns.
@@ -14,7 +25,7 @@ If an abandoned call later succeeds, the row is marked delivered then.
 Settings (``[outbox]`` table, all optional): ``timeout`` (s per call, 10),
 ``max_attempts`` (8), ``backoff_base`` (s, 1.0), ``backoff_max`` (s, 300),
 ``poll_interval`` (s, 0.05), ``max_hung`` (2), ``batch`` (rows per fetch, 100),
-``seed`` (int, for the jitter; default from the OS).
+``mark_interval`` (s, 0.05), ``seed`` (int, for the jitter; default from the OS).
 
 Delivery states per (alert_id, plugin): ``pending`` (attempts = 0: never tried;
 attempts > 0: *failed*, waiting for a retry), ``delivered``, ``dead``.
@@ -22,6 +33,7 @@ attempts > 0: *failed*, waiting for a retry), ``delivered``, ``dead``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -38,6 +50,30 @@ import structlog
 
 from monitor.alerts import FIELDS, Alert
 from monitor.plugins import alert_plugins, call_one, plugin_tables
+
+try:  # several times faster than json for the payload of every alert
+    import orjson
+
+    _loads = orjson.loads
+    # orjson encodes a dataclass as its fields, in order: when those are exactly FIELDS,
+    # the alert itself is the payload (no intermediate dict)
+    _DIRECT = tuple(f.name for f in dataclasses.fields(Alert)) == FIELDS
+
+    def _payload(alert: Alert) -> str:
+        """The alert's FIELDS as JSON (json for what orjson refuses: lone surrogates)."""
+        try:
+            if _DIRECT:
+                return orjson.dumps(alert).decode()
+            return orjson.dumps({name: getattr(alert, name) for name in FIELDS}).decode()
+        except TypeError:
+            return json.dumps({name: getattr(alert, name) for name in FIELDS},
+                              ensure_ascii=False)
+except ImportError:  # pragma: no cover - orjson is a core dependency
+    _loads = json.loads
+
+    def _payload(alert: Alert) -> str:
+        """The alert's FIELDS as JSON (a plain getattr: dataclasses.asdict deep-copies)."""
+        return json.dumps({name: getattr(alert, name) for name in FIELDS}, ensure_ascii=False)
 
 log = structlog.get_logger("monitor.outbox")
 
@@ -80,6 +116,7 @@ class OutboxSettings:
     poll_interval: float = 0.05
     max_hung: int = 2
     batch: int = 100
+    mark_interval: float = 0.05
     seed: int | None = None
 
     @classmethod
@@ -273,29 +310,44 @@ class Outbox:
                 " ORDER BY d.next_attempt_at, d.rowid LIMIT ?",
                 (plugin, time.time(), limit),
             ).fetchall()
-        return [(row[0], row[1], Alert.from_dict(json.loads(row[2]))) for row in rows]
+        return [(row[0], row[1], Alert.from_dict(_loads(row[2]))) for row in rows]
 
     def mark_delivered(self, plugin: str, alert_id: str) -> None:
+        self.mark_delivered_many(plugin, [alert_id])
+
+    def mark_delivered_many(self, plugin: str, alert_ids: list[str]) -> None:
+        """The rows of ``alert_ids`` for ``plugin`` are delivered: one transaction."""
+        if not alert_ids:
+            return
+        now = time.time()
         with self.ledger.transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 "UPDATE outbox_deliveries SET status = 'delivered', last_error = NULL,"
                 " updated_at = ? WHERE alert_id = ? AND plugin = ?",
-                (time.time(), alert_id, plugin),
+                [(now, alert_id, plugin) for alert_id in alert_ids],
             )
 
     def mark_failed(self, plugin: str, alert_id: str, attempts: int, error: str,
                     delay: float) -> str:
         """Record a failed attempt; returns the new status (pending or dead)."""
-        status = "dead" if attempts >= self.cfg.max_attempts else "pending"
+        return self.mark_failed_many(plugin, [(alert_id, attempts)], error, delay)[0]
+
+    def mark_failed_many(self, plugin: str, failures: list[tuple[str, int]], error: str,
+                         delay: float) -> list[str]:
+        """Record failed attempts [(alert_id, attempts)], all due again at the same time
+        (one transaction); returns the new statuses (pending or dead)."""
+        statuses = ["dead" if attempts >= self.cfg.max_attempts else "pending"
+                    for _, attempts in failures]
         now = time.time()
         with self.ledger.transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 "UPDATE outbox_deliveries SET status = ?, attempts = ?, next_attempt_at = ?,"
                 " last_error = ?, updated_at = ?"
                 " WHERE alert_id = ? AND plugin = ? AND status = 'pending'",
-                (status, attempts, now + delay, error[:ERROR_CHARS], now, alert_id, plugin),
+                [(status, attempts, now + delay, error[:ERROR_CHARS], now, alert_id, plugin)
+                 for status, (alert_id, attempts) in zip(statuses, failures)],
             )
-        return status
+        return statuses
 
 
 class _PluginWorker(threading.Thread):
@@ -309,6 +361,7 @@ class _PluginWorker(threading.Thread):
         self.rng = rng
         self.cfg = outbox.cfg
         self.lane = CallLane(plugin, on_late=self._late_result)
+        self.batch_hook = implements(outbox.pm, plugin, "send_alert_batch")
         self.wake = threading.Event()
         self.stopping = threading.Event()
 
@@ -331,11 +384,59 @@ class _PluginWorker(threading.Thread):
         if self.lane.hung >= self.cfg.max_hung:
             return False
         due = self.outbox.due(self.plugin, self.cfg.batch)
-        for alert_id, attempts, alert in due:
-            if self.stopping.is_set() or self.lane.hung >= self.cfg.max_hung:
-                break
-            self._deliver(alert_id, attempts, alert)
+        if due and self.batch_hook:
+            self._deliver_batch(due)
+            return True
+        delivered: list[str] = []
+        failed: list[tuple[str, int, str, str]] = []
+        oldest = 0.0  # when the first call of the unmarked deliveries started
+        try:
+            for alert_id, attempts, alert in due:
+                if self.stopping.is_set() or self.lane.hung >= self.cfg.max_hung:
+                    break
+                started = time.monotonic()
+                outcome, value = self.lane.run(
+                    lambda alert=alert: call_one(self.outbox.pm, self.plugin, "send_alert",
+                                                 alert=alert),
+                    self.cfg.timeout,
+                    tag=alert_id,
+                )
+                if outcome == "ok":
+                    oldest = oldest if delivered else started
+                    delivered.append(alert_id)
+                    if time.monotonic() - oldest >= self.cfg.mark_interval:  # a slow plugin
+                        self.outbox.mark_delivered_many(self.plugin, delivered)
+                        delivered = []
+                else:
+                    failed.append((alert_id, attempts, outcome, value))
+        finally:  # the batch's deliveries commit first: its whole at-least-once window
+            self.outbox.mark_delivered_many(self.plugin, delivered)
+        for alert_id, attempts, outcome, value in failed:
+            self._failed(alert_id, attempts, outcome, value)
         return bool(due)
+
+    def _deliver_batch(self, due: list[tuple[str, int, Alert]]) -> None:
+        """One ``send_alert_batch`` call for the whole batch: all delivered or all retried."""
+        ids = [alert_id for alert_id, _, _ in due]
+        outcome, value = self.lane.run(
+            lambda: call_one(self.outbox.pm, self.plugin, "send_alert_batch",
+                             alerts=[alert for _, _, alert in due]),
+            self.cfg.timeout,
+            tag=ids,
+        )
+        if outcome == "ok":
+            self.outbox.mark_delivered_many(self.plugin, ids)
+            return
+        self._count(outcome)
+        error = self._error(outcome, value)
+        # one retry time for the whole batch, so it is retried as one batch again
+        delay = backoff_delay(max(attempts for _, attempts, _ in due) + 1, self.cfg, self.rng)
+        statuses = self.outbox.mark_failed_many(
+            self.plugin, [(alert_id, attempts + 1) for alert_id, attempts, _ in due], error,
+            delay)
+        log.warning("alert_batch_delivery_failed", plugin=self.plugin, alerts=len(due),
+                    first=ids[0], error=error, dead=statuses.count("dead"),
+                    retry_in=round(delay, 3))
 
     def _deliver(self, alert_id: str, attempts: int, alert: Alert) -> None:
         outcome, value = self.lane.run(
@@ -346,26 +447,39 @@ class _PluginWorker(threading.Thread):
         if outcome == "ok":
             self.outbox.mark_delivered(self.plugin, alert_id)
             return
-        kind = "timeouts" if outcome == "timeout" else "errors"
-        self.outbox.counters[self.plugin][kind] += 1
-        error = (f"timeout after {self.cfg.timeout:g}s" if outcome == "timeout"
-                 else f"{type(value).__name__}: {value}")
+        self._failed(alert_id, attempts, outcome, value)
+
+    def _error(self, outcome: str, value: Any) -> str:
+        return (f"timeout after {self.cfg.timeout:g}s" if outcome == "timeout"
+                else f"{type(value).__name__}: {value}")
+
+    def _failed(self, alert_id: str, attempts: int, outcome: str, value: Any) -> None:
+        """Record a failed send_alert call (error or timeout); schedule its retry."""
+        self._count(outcome)
+        error = self._error(outcome, value)
         delay = backoff_delay(attempts + 1, self.cfg, self.rng)
         status = self.outbox.mark_failed(self.plugin, alert_id, attempts + 1, error, delay)
         log.warning("alert_delivery_failed", plugin=self.plugin, alert_id=alert_id,
                     attempts=attempts + 1, error=error, status=status,
                     retry_in=None if status == "dead" else round(delay, 3))
 
+    def _count(self, outcome: str) -> None:
+        kind = "timeouts" if outcome == "timeout" else "errors"
+        self.outbox.counters[self.plugin][kind] += 1
+
     def _late_result(self, future: Future, alert_id: Any) -> None:
-        """An abandoned call returned: if it succeeded, its row is delivered after all."""
+        """An abandoned call returned: if it succeeded, its rows are delivered after all.
+        ``alert_id``: one id (send_alert) or a list of ids (send_alert_batch)."""
         if alert_id is None or future.exception() is not None:
             return
+        ids = alert_id if isinstance(alert_id, list) else [alert_id]
+        now = time.time()
         try:
             with self.outbox.ledger.transaction() as conn:
-                conn.execute(
+                conn.executemany(
                     "UPDATE outbox_deliveries SET status = 'delivered', updated_at = ?"
                     " WHERE alert_id = ? AND plugin = ? AND status != 'delivered'",
-                    (time.time(), alert_id, self.plugin),
+                    [(now, one, self.plugin) for one in ids],
                 )
         except Exception:
             log.exception("outbox_late_result_error", plugin=self.plugin)
@@ -381,9 +495,11 @@ class _PluginWorker(threading.Thread):
             log.error("plugin_hook_failed", plugin=self.plugin, hook=hook, error=error)
 
 
-def _payload(alert: Alert) -> str:
-    """The alert's FIELDS as JSON (a plain getattr: dataclasses.asdict deep-copies)."""
-    return json.dumps({name: getattr(alert, name) for name in FIELDS}, ensure_ascii=False)
+def implements(pm: Any, plugin: str, hook: str) -> bool:
+    """Whether ``plugin`` has an implementation of ``hook`` (False for an unknown hook)."""
+    caller = getattr(pm.hook, hook, None)
+    return caller is not None and any(
+        impl.plugin_name == plugin for impl in caller.get_hookimpls())
 
 
 def _empty_counts() -> dict[str, int]:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
 
 from monitor.alerts import Alert
-from monitor.explain import explain_many
+from monitor.explain import explain_bags, explain_many
 from monitor.posts import Post
 
 DEFAULT_EXPLAIN = 5
@@ -68,10 +68,14 @@ class AlertRules:
         source: str,
         model_version: int,
         model=None,
+        bags=None,
     ) -> list[Alert]:
         """probabilities: (n_posts, n_labels) → alerts (post order, then class order),
         digests of ended throttle windows first.  ``model``: the one that scored (for the
-        explanations; default: the model given at construction)."""
+        explanations; default: the model given at construction).  ``bags``: the posts'
+        bags of words (CSR (n_posts, n_vocab)) it scored, reused for the explanations
+        (default: the texts are tokenized again)."""
+        model = model or self.model
         digests = self.flush(model=model) if self.throttle_max else []
         if not self.classes or len(posts) == 0:
             return digests
@@ -79,25 +83,40 @@ class AlertRules:
         hits = scores >= self.thresholds
         unlabelled = np.fromiter((p.label is None for p in posts), bool, len(posts))
         hits &= unlabelled[:, None]
-        rows, cols = np.nonzero(hits)
+        rows, cols = np.nonzero(hits)  # (n_alerts,) each
         created_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        alerts = [
-            Alert(post_id=posts[r].id, label=self.classes[c], score=float(scores[r, c]),
-                  text=posts[r].text, source=source, model_version=model_version,
-                  created_at=created_at)
-            for r, c in zip(rows.tolist(), cols.tolist())
-        ]
         if self.throttle_max:
-            alerts = [alert for alert in alerts if self._admit(alert)]
-        return digests + self._explained(alerts, model or self.model)
+            rows, cols = self._admitted(posts, scores, rows, cols, source, model_version,
+                                        created_at)
+        labels = [self.classes[c] for c in cols.tolist()]
+        explanations = self._explanations(posts, rows, labels, model, bags)
+        hit_scores = scores[rows, cols].tolist()
+        return digests + [
+            Alert(post_id=posts[r].id, label=label, score=score, text=posts[r].text,
+                  source=source, model_version=model_version, created_at=created_at,
+                  explanation=explanation)
+            for r, label, score, explanation in zip(rows.tolist(), labels, hit_scores,
+                                                    explanations)
+        ]
 
-    def _explained(self, alerts: list[Alert], model) -> list[Alert]:
-        if not alerts or self.explain_top <= 0:
-            return alerts
-        explanations = explain_many(model, [a.text for a in alerts], [a.label for a in alerts],
-                                    self.explain_top)
-        return [replace(alert, explanation=words)
-                for alert, words in zip(alerts, explanations)]
+    def _explanations(self, posts, rows: np.ndarray, labels: list[str], model, bags):
+        """One explanation per alert (``rows``: its post), [] each when explain = 0."""
+        if len(rows) == 0 or self.explain_top <= 0:
+            return [[] for _ in range(len(rows))]
+        if bags is not None:
+            return explain_bags(model, bags[rows], labels, self.explain_top)
+        return explain_many(model, [posts[r].text for r in rows.tolist()], labels,
+                            self.explain_top)
+
+    def _admitted(self, posts, scores, rows, cols, source, model_version, created_at):
+        """The (row, class) hits the throttle lets through; the rest are held as alerts."""
+        keep = np.zeros(len(rows), dtype=bool)
+        for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist())):
+            alert = Alert(post_id=posts[r].id, label=self.classes[c], score=float(scores[r, c]),
+                          text=posts[r].text, source=source, model_version=model_version,
+                          created_at=created_at)
+            keep[i] = self._admit(alert)
+        return rows[keep], cols[keep]
 
     # -------------------------------------------------------------- throttle
 

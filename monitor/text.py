@@ -10,7 +10,9 @@ because posts are not textbook sentences:
 - 🍌 counts as the word banana and 🍪 as cookie; other emoji are tokens of their own;
 - apostrophes inside words vanish (``don't`` → dont, ``cookie's`` → cookies → cookie);
 - a light plural fold strips one final ``s`` (bananas → banana, cookies → cookie) from
-  words of four or more letters that do not end in ``ss``, ``us`` or ``is``.
+  words of four or more letters that do not end in ``ss``, ``us`` or ``is``;
+- a run-together word outside the vocabulary (``#oatmealcookies``, ``bakesale``) counts
+  as the vocabulary words it is made of, if there are any (Vocabulary.segment).
 
 The same normalisation is applied to vocabulary words, so a vocabulary may be written
 in any case or number.
@@ -23,7 +25,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from itertools import chain
+from bisect import bisect_right
+from itertools import accumulate, chain
 
 import numpy as np
 import scipy.sparse as sp
@@ -59,6 +62,60 @@ def _findall(text: str) -> list[str]:
     return (_TOKEN if "/" in text else _TOKEN_NO_SLASH).findall(text)
 
 
+# A batch of posts is tokenized in one pass: the plain ones (ASCII, no marks) joined by a
+# separator, letters and digits kept and everything else turned into spaces by one
+# str.translate, then one str.split: the same tokens as _PLAIN_WORD.findall per post.
+# The other posts go through _findall one by one, and their matches are spliced in.
+_SEPARATOR = "\x00"  # after every post; a batch containing it takes the per-post path
+_IRREGULAR_POST = "\x01"  # stands for a post that needs the full tokenizer
+_MARK_STRINGS = ("/", "@", "#", "'", "www.")  # _MARKS, less ’ (not ASCII)
+_PLAIN_SPACES = str.maketrans(
+    {c: " " for c in map(chr, range(128)) if not c.isalnum() and c not in "\x00\x01"}
+)
+
+
+def _batch_matches(texts: Sequence[str]) -> list[str] | None:
+    """Every _findall match of every post, each post followed by _SEPARATOR; None if a
+    post contains _SEPARATOR or _IRREGULAR_POST itself."""
+    joined = _SEPARATOR.join(texts)
+    if joined.count(_SEPARATOR) != len(texts) - 1 or _IRREGULAR_POST in joined:
+        return None
+    irregular = _irregular_posts(texts, joined)
+    if irregular:
+        plain = list(texts)
+        for i in irregular:
+            plain[i] = _IRREGULAR_POST
+        joined = _SEPARATOR.join(plain)
+    tokens = f"{joined}{_SEPARATOR}".replace(_SEPARATOR, f" {_SEPARATOR} ")
+    tokens = tokens.translate(_PLAIN_SPACES).split()
+    if not irregular:
+        return tokens
+    matches: list[str] = []
+    start = 0
+    for i in irregular:  # splice each irregular post's matches in place of its stand-in
+        at = tokens.index(_IRREGULAR_POST, start)
+        matches += tokens[start:at]
+        matches += _findall(texts[i])
+        start = at + 1
+    matches += tokens[start:]
+    return matches
+
+
+def _irregular_posts(texts: Sequence[str], joined: str) -> list[int]:
+    """Indices of the posts _findall does not read with _PLAIN_WORD: not ASCII, or with
+    a mark.  str.find over the joined batch jumps from mark to mark (posts with marks are
+    few), where a regex would step through every character."""
+    found = {i for i, text in enumerate(texts) if not text.isascii()}
+    starts = list(accumulate((len(text) + 1 for text in texts), initial=0))
+    for mark in _MARK_STRINGS:
+        at = joined.find(mark)
+        while at >= 0:
+            post = bisect_right(starts, at) - 1
+            found.add(post)
+            at = joined.find(mark, starts[post + 1])  # on to the next post
+    return sorted(found)
+
+
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+|[^\W\d_]+")
 _APOSTROPHE = re.compile(r"['’]")
 
@@ -66,7 +123,10 @@ _APOSTROPHE = re.compile(r"['’]")
 @lru_cache(maxsize=1 << 17)
 def normalize(word: str) -> str:
     """One word → its vocabulary form: NFKC, case-folded, apostrophes out, plural folded."""
-    word = _APOSTROPHE.sub("", unicodedata.normalize("NFKC", word).casefold())
+    if word.isascii():  # NFKC leaves ASCII alone and casefold is lower there
+        word = word.lower().replace("'", "")
+    else:
+        word = _APOSTROPHE.sub("", unicodedata.normalize("NFKC", word).casefold())
     if len(word) >= 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         word = word[:-1]
     return word
@@ -114,7 +174,8 @@ class Vocabulary:
                 )
             self.index[word] = i
         self.words: list[str] = normalized
-        self._match_ids = _MatchIds(self.index)
+        self._token_ids = _TokenIds(self)
+        self._match_ids = _MatchIds(self._token_ids)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -130,26 +191,52 @@ class Vocabulary:
                 self.index[word] = len(self.words)
                 self.words.append(word)
                 added.append(word)
-        if added:
-            self._match_ids.clear()  # a match may now reach a new word
+        if added:  # a token or match may now reach a new word
+            self._token_ids.clear()
+            self._match_ids.clear()
         return added
+
+    def segment(self, token: str) -> list[str]:
+        """The vocabulary words a token counts as: itself, its parts, or none.
+
+        ``[token]`` for a vocabulary word.  An out-of-vocabulary token of ASCII letters
+        is split into vocabulary words when it is made of nothing else: ``oatmealcookie``
+        → [oatmeal, cookie], ``cookiesandcream`` → [cookie, and, cream] (each part
+        plural-folded like a word).  Parts have at least 3 letters; of the possible
+        splits the one with the fewest parts wins, then the one with the longest parts.
+        Anything else → [].
+        """
+        return [self.words[i] for i in self._token_ids[token]]
+
+    def token_ids(self, tokens: Iterable[str]) -> list[int]:
+        """Tokens (``tokenize``'s) → the word ids they count as, in order (see segment)."""
+        return list(chain.from_iterable(map(self._token_ids.__getitem__, tokens)))
 
     def bag_of_words(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Posts → counts, a sparse matrix of shape ``(n_posts, n_vocab)``.
 
         Row i is the sum of the one-hot vectors of the in-vocabulary tokens of post i.
         The same as ``bag_of_tokens([tokenize(t) for t in texts])``, without building
-        the token lists: each distinct match of the tokenizer is mapped to word ids once.
+        the token lists: each distinct match of the tokenizer is mapped to word ids once
+        (run-together words split as ``segment`` says).
         """
         if len(texts) == 1:  # one post: count in Python, skip scipy's duplicate summing
             return self._one_row(*self.word_counts(texts[0]))
-        ids_of = self._match_ids.__getitem__
-        indptr = [0]
-        ids: list[int] = []
-        for text in texts:
-            ids.extend(chain.from_iterable(map(ids_of, _findall(text))))
-            indptr.append(len(ids))
-        return self._counts_matrix(ids, indptr)
+        matches = _batch_matches(texts)
+        if matches is None:  # a post contains the separator: one post at a time
+            ids_of = self._match_ids.__getitem__
+            indptr = [0]
+            ids: list[int] = []
+            for text in texts:
+                ids.extend(chain.from_iterable(map(ids_of, _findall(text))))
+                indptr.append(len(ids))
+            return self._counts_matrix(ids, indptr)
+        self._match_ids[_SEPARATOR] = (-1,)  # marks the end of a post
+        flat = np.fromiter(chain.from_iterable(map(self._match_ids.__getitem__, matches)),
+                           dtype=np.int64)
+        ends = np.flatnonzero(flat < 0)  # (n_posts,): where each post's separator is
+        indptr = np.concatenate(([0], ends - np.arange(len(ends))))
+        return self._counts_matrix(flat[flat >= 0], indptr)
 
     def word_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """One post's bag of words as arrays, without a sparse matrix: (ids, counts).
@@ -170,11 +257,11 @@ class Vocabulary:
 
     def bag_of_tokens(self, token_lists: Sequence[Sequence[str]]) -> sp.csr_matrix:
         """Tokenized posts → counts ``(n_posts, n_vocab)``; ids sorted within a row."""
-        index = self.index
+        ids_of = self._token_ids.__getitem__
         indptr = [0]
         ids: list[int] = []
         for tokens in token_lists:
-            ids.extend(i for i in map(index.get, tokens) if i is not None)
+            ids.extend(chain.from_iterable(map(ids_of, tokens)))
             indptr.append(len(ids))
         return self._counts_matrix(ids, indptr)
 
@@ -185,7 +272,7 @@ class Vocabulary:
         row.has_canonical_format = True
         return row
 
-    def _counts_matrix(self, ids: list[int], indptr: list[int]) -> sp.csr_matrix:
+    def _counts_matrix(self, ids: Sequence[int], indptr: Sequence[int]) -> sp.csr_matrix:
         """Row-wise word ids → CSR counts, repeated words summed, ids sorted in a row."""
         data = np.ones(len(ids), dtype=np.float64)
         matrix = sp.csr_matrix(
@@ -200,18 +287,75 @@ class Vocabulary:
         return self.bag_of_words(texts).toarray()
 
 
+class _TokenIds(dict):
+    """Token → the word ids it counts as (Vocabulary.segment), filled on first sight."""
+
+    LIMIT = 1 << 18  # distinct tokens kept; a stream of typos must not grow it forever
+
+    def __init__(self, vocabulary: Vocabulary):
+        super().__init__()
+        self.index = vocabulary.index
+        self.longest = max(map(len, vocabulary.words), default=0) + 1  # + a plural "s"
+
+    def __missing__(self, token: str) -> tuple[int, ...]:
+        i = self.index.get(token)
+        if i is not None:
+            ids: tuple[int, ...] = (i,)
+        elif token.isascii() and token.isalpha() and 2 * MIN_PART <= len(token) <= MAX_SPLIT:
+            ids = self._split(token)
+        else:
+            ids = ()
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[token] = ids
+        return ids
+
+    def clear(self) -> None:
+        super().clear()
+        self.longest = max(map(len, self.index), default=0) + 1
+
+    def _split(self, word: str) -> tuple[int, ...]:
+        """Dynamic programming over prefixes: best[j] is the best split of word[:j] as
+        (number of parts, −Σ part length², ids), or None when it has none."""
+        best: list[tuple[int, int, tuple[int, ...]] | None] = [None] * (len(word) + 1)
+        best[0] = (0, 0, ())
+        for end in range(MIN_PART, len(word) + 1):
+            for start in range(max(0, end - self.longest), end - MIN_PART + 1):
+                if best[start] is None:
+                    continue
+                i = self._part_id(word[start:end])
+                if i is None:
+                    continue
+                parts, cost, ids = best[start]
+                candidate = (parts + 1, cost - (end - start) ** 2, ids + (i,))
+                if best[end] is None or candidate[:2] < best[end][:2]:
+                    best[end] = candidate
+        found = best[len(word)]
+        return found[2] if found is not None and found[0] > 1 else ()
+
+    def _part_id(self, part: str) -> int | None:
+        """A lowercase ASCII part → its word id after the plural fold, or None."""
+        if len(part) >= 4 and part[-1] == "s" and not part.endswith(("ss", "us", "is")):
+            part = part[:-1]
+        return self.index.get(part)
+
+
+MIN_PART = 3  # letters in a part of a run-together word ("bakesale" → bake, sale)
+MAX_SPLIT = 40  # longer out-of-vocabulary tokens are not split
+
+
 class _MatchIds(dict):
-    """Tokenizer match → word ids of its in-vocabulary tokens, filled on first sight."""
+    """Tokenizer match → word ids of its tokens (via _TokenIds), filled on first sight."""
 
     LIMIT = 1 << 18  # distinct matches kept; a stream of typos must not grow it forever
 
-    def __init__(self, index: dict[str, int]):
+    def __init__(self, token_ids: _TokenIds):
         super().__init__()
-        self.index = index
+        self.token_ids = token_ids
 
     def __missing__(self, match: str) -> tuple[int, ...]:
-        tokens = _tokens_of(match)
-        ids = tuple(i for i in map(self.index.get, tokens) if i is not None)
+        ids_of = self.token_ids.__getitem__
+        ids = tuple(chain.from_iterable(map(ids_of, _tokens_of(match))))
         if len(self) >= self.LIMIT:
             self.clear()
         self[match] = ids

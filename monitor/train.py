@@ -10,6 +10,13 @@ mini-batch's gradient is Σ_i w_i ∇c_i / batch_size (the weights scale the lea
 of a batch rather than being renormalised inside it).  Balanced weights are the default
 only for a fresh model; continuing a model defaults to no weights, which keeps the
 ``sgd_update`` contract above.
+
+Vocabulary growth (``Options.vocab_cap``, ``train --vocab-cap``): before each post's
+step, ``monitor.learn.grow_vocabulary`` — the online learner's policy — may append the
+post's new words (zero W^1 columns) while the vocabulary is below the cap.  With the
+same cap, ``train --batch-size 1 --epochs 1 --no-shuffle --model IN`` and the daemon
+end with identical arrays.  Growth can only happen in the first epoch (afterwards every
+post's words are in, or the cap is reached).
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ class Options:
     shuffle: bool = True
     class_weight: str = "none"
     patience: int | None = PATIENCE
+    vocab_cap: int = 0  # grow the vocabulary up to this many words (0: never)
 
 
 @dataclass
@@ -81,6 +89,7 @@ class Result:
     history: list[dict[str, Any]]
     best_epoch: int
     validation: dict[str, Any] | None
+    words_added: int = 0
 
 
 # ---------------------------------------------------------------- the one SGD step
@@ -89,11 +98,12 @@ class Result:
 def sgd_update(model: Model, text: str, label: str, learning_rate: float) -> float:
     """One SGD step on one post (Exercise 5); returns its cross-entropy before the step.
 
-    Raises KeyError for a label the model does not know.
+    Raises KeyError for a label the model does not know.  The step is the one-post
+    kernel ``Network.learn_counts`` (via ``Model.learn_one``), which every one-post
+    step goes through: ``sgd_step`` on a 1-row bag of words and the online learner
+    too, so they all give bit-identical weights.
     """
-    bag = model.vocabulary.bag_of_words([text])  # (1, n_vocab)
-    target = np.array([model.label_index(label)])
-    return model.network.sgd_step(bag, target, learning_rate)
+    return model.learn_one(text, label, learning_rate)[1]
 
 
 def _batch_step(network, X, y: np.ndarray, lr: float, weights: np.ndarray | None) -> float:
@@ -218,8 +228,10 @@ def fit(
     ``progress(epoch)``, if given, is a context manager yielding ``update(n_posts)``
     (e.g. a click progress bar), entered once per epoch.
     """
-    X = model.vocabulary.bag_of_words(examples.texts)  # (n_posts, n_vocab)
     y = targets_for(model, examples)
+    n_words = len(model.vocabulary)
+    grow = _grower(model, examples.texts, options.vocab_cap)
+    X = None if grow else model.vocabulary.bag_of_words(examples.texts)  # (n_posts, n_vocab)
     n_targets = max(model.network.n_outputs, 2)
     weights = balanced_weights(y, n_targets) if options.class_weight == "balanced" else None
     val_bags = model.vocabulary.bag_of_words(validation.texts) if validation else None
@@ -231,9 +243,13 @@ def fit(
         bar = progress(epoch) if progress else nullcontext(None)
         with bar as update, np.errstate(over="ignore", invalid="ignore"):
             on_batch = getattr(update, "update", update)
-            loss = _epoch(model.network, X, y, options, rng, weights, on_batch)
+            loss = _epoch(model.network, X, y, options, rng, weights, on_batch, grow)
         if not np.isfinite(loss) or not model.network.is_finite():
             raise TrainingError(f"training diverged at epoch {epoch} (loss {loss}); lower --lr")
+        if grow:  # every post has been offered its words: the vocabulary is final
+            grow = None
+            X = model.vocabulary.bag_of_words(examples.texts)
+            val_bags = model.vocabulary.bag_of_words(validation.texts) if validation else None
         record: dict[str, Any] = {"epoch": epoch, "loss": loss}
         if validation:
             report = evaluate_bags(model, val_bags, validation.labels)
@@ -246,20 +262,41 @@ def fit(
         log.info("epoch", **record)
         if best and options.patience and epoch - best[1] >= options.patience:
             break
+    added = len(model.vocabulary) - n_words
     if best is None:
-        return Result(history, len(history), None)
+        return Result(history, len(history), None, added)
     model.network = best[2]
-    return Result(history, best[1], best[3])
+    return Result(history, best[1], best[3], added)
 
 
-def _epoch(network, X, y, options: Options, rng, weights, on_batch) -> float:
-    """One pass over the posts in mini-batches; returns the mean loss before each step."""
-    n = X.shape[0]
+def _grower(model: Model, texts: Sequence[str], cap: int) -> Callable | None:
+    """With room below ``cap``: batch (post indices) → its bags (len(batch), n_vocab),
+    after the learner's growth policy has run on each post in order; else None."""
+    if int(cap or 0) <= len(model.vocabulary):
+        return None
+    from monitor.learn import grow_vocabulary  # the learner's policy (monitor/learn.py)
+
+    def bags(batch: np.ndarray):
+        batch_texts = [texts[i] for i in batch]
+        for text in batch_texts:
+            grow_vocabulary(model, text, cap)
+        return model.vocabulary.bag_of_words(batch_texts)
+
+    return bags
+
+
+def _epoch(network, X, y, options: Options, rng, weights, on_batch, grow=None) -> float:
+    """One pass over the posts in mini-batches; returns the mean loss before each step.
+
+    ``grow`` (see ``_grower``), if given, builds each batch's bags instead of ``X``.
+    """
+    n = len(y)
     order = rng.permutation(n) if options.shuffle else np.arange(n)
     total = 0.0
     for start in range(0, n, options.batch_size):
         batch = order[start : start + options.batch_size]
-        loss = _batch_step(network, X[batch], y[batch], options.learning_rate, weights)
+        rows = grow(batch) if grow else X[batch]
+        loss = _batch_step(network, rows, y[batch], options.learning_rate, weights)
         if not np.isfinite(loss):
             return loss  # diverged: the caller stops
         total += loss * len(batch)
@@ -293,6 +330,8 @@ def trained_meta(
         "batch_size": options.batch_size,
         "shuffle": options.shuffle,
         "class_weight": options.class_weight,
+        "vocab_cap": options.vocab_cap,
+        "words_added": result.words_added,
         "seed": seed,
         "history": json.loads(json.dumps(result.history)),
     }

@@ -188,8 +188,8 @@ def test_shipped_model_beats_the_keyword_rule_on_held_out_test(cli):
     truth = [labels.index(l) for l in test.labels]
     keyword = metrics(truth, [labels.index(_keyword_rule(t)) for t in test.texts], labels)
     # the corpus README's figures for the rule, recomputed here
-    assert round(keyword["per_class"]["banana"]["f1"], 3) == 0.682
-    assert round(keyword["per_class"]["cookie"]["f1"], 3) == 0.668
+    assert round(keyword["per_class"]["banana"]["f1"], 3) == 0.691
+    assert round(keyword["per_class"]["cookie"]["f1"], 3) == 0.679
     result = cli("evaluate", "--data", CORPUS / "test.jsonl")  # no --model: the shipped default
     assert result.exit_code == 0, result.output
     model = json.loads(result.stdout)

@@ -246,6 +246,33 @@ def test_jsonl_plugin_writes_fields_repairs_and_dedupes(tmp_path):
                         "created_at": "2026-01-01T00:00:00.000+00:00", "explanation": ["a"]}
 
 
+def test_jsonl_plugin_batch_hook_writes_many_lines_and_skips_the_tail(tmp_path):
+    from types import SimpleNamespace
+
+    import plugins.jsonl as jsonl
+
+    path = tmp_path / "alerts.jsonl"
+    path.write_text(json.dumps({"post_id": "p1", "label": "banana"}) + "\n")
+    batch = [Alert(f"p{i}", "banana", 0.5 + i / 10, f"text {i} 🍌", "s", 2,
+                   "2026-01-01T00:00:00.000+00:00", [{"word": "banana", "drop": 0.25}])
+             for i in range(4)]
+    jsonl.monitor_start({"path": str(path)}, SimpleNamespace(state=tmp_path))
+    try:
+        jsonl.send_alert_batch(batch)  # p1 was written before a crash: not again
+        jsonl.send_alert(Alert("p9", "cookie", 0.9, "t", "s", 2))
+    finally:
+        jsonl.monitor_stop()
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [(r["post_id"], r["label"]) for r in lines] == [
+        ("p1", "banana"), ("p0", "banana"), ("p2", "banana"), ("p3", "banana"),
+        ("p9", "cookie")]
+    assert lines[2] == {"post_id": "p2", "label": "banana", "score": 0.7, "text": "text 2 🍌",
+                        "source": "s", "model_version": 2,
+                        "created_at": "2026-01-01T00:00:00.000+00:00",
+                        "explanation": [{"word": "banana", "drop": 0.25}]}
+    assert all(list(r) == list(FIELDS) for r in lines[1:])
+
+
 def test_builtin_plugins_registered_through_entry_points():
     pm = get_plugin_manager()
     assert {"log", "jsonl"} <= {name for name, _ in pm.list_name_plugin()}

@@ -53,12 +53,24 @@ def start_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def good_model(tmp_path_factory, start_model) -> Path:
-    """A model already trained offline (one short run), for the poison tests."""
+    """A model already trained offline (one short run), for the poison tests.
+
+    Its hyperparameters are pinned, not train's defaults: those are tuned for long runs
+    with early stopping (40 epochs, lr 0.05, batch 16), and three epochs of them leave
+    a model at ~0.81 val accuracy whose prequential baseline under lr-0.1 online steps
+    is too low for any poison to drop it by drift_drop.  The poison tests need a model
+    that is actually good, so that is checked here, before any test relies on it.
+    """
     posts = corpus("train")[:2000]
     model = Model.load(start_model)
     examples = Examples("train", [p["text"] for p in posts], [p["label"] for p in posts],
                         list(range(1, len(posts) + 1)))
-    fit(model, examples, Options(epochs=3, patience=None), np.random.default_rng(1))
+    options = Options(learning_rate=0.1, batch_size=8, epochs=3, shuffle=True, patience=None)
+    fit(model, examples, options, np.random.default_rng(1))
+    val = corpus("val")[:300]
+    predicted = model.probabilities([p["text"] for p in val]).argmax(axis=1)
+    accuracy = np.mean([model.label_names[k] == p["label"] for k, p in zip(predicted, val)])
+    assert accuracy >= 0.9, f"good_model is not good: val accuracy {accuracy:.3f}"
     return model.save(tmp_path_factory.mktemp("good") / "good.npz")
 
 
@@ -87,13 +99,13 @@ def final_model(cli, json_lines, daemon) -> Model:
     return Model.load(daemon.state / "models" / latest["file"])
 
 
-def train_reference(cli, tmp_path: Path, start: Path, posts: list[dict]) -> Model:
+def train_reference(cli, tmp_path: Path, start: Path, posts: list[dict], *extra) -> Model:
     """`banana-monitor train --batch-size 1 --epochs 1 --no-shuffle --model START`."""
     data = tmp_path / "in-order.jsonl"
     data.write_bytes(jsonl(posts))
     out = tmp_path / "trained.npz"
     result = cli("train", "--data", data, "--model", start, "--out", out, "--lr", "0.1",
-                 "--batch-size", "1", "--epochs", "1", "--no-shuffle")
+                 "--batch-size", "1", "--epochs", "1", "--no-shuffle", *extra)
     assert result.exit_code == 0, result.output
     return Model.load(out)
 
@@ -143,6 +155,33 @@ def test_daemon_learning_equals_train_batch_size_one(daemon_process, start_model
     assert alerts and {a["model_version"] for a in alerts} == {5}
     assert as_tuples(alerts) == expected_alerts(final_model(cli, json_lines, daemon), "probe")
     assert daemon.signal(signal.SIGTERM) == 0
+
+
+def test_daemon_vocabulary_growth_equals_train_with_the_same_cap(daemon_process, start_model,
+                                                                cli, json_lines, tmp_path):
+    fresh = [{"id": f"new-{i}", "label": ("banana", "cookie", "other")[i % 3],
+              "text": " ".join(f"neo{4 * i + j}word" for j in range(4)) + " banana"}
+             for i in range(20)]  # 80 words no vocabulary has
+    posts = corpus("val")[:100]
+    posts[5::5] = fresh[:len(posts[5::5])]
+    start = Model.load(start_model)
+    cap = len(start.vocabulary) + 60
+    daemon = daemon_process(learning_config(drift_guard="false", vocabulary_cap=cap),
+                            model=start_model)
+    daemon.start("--learn")
+    for k in range(3):
+        name = f"labelled-{k}.jsonl"
+        drop(daemon.feed, name, jsonl(posts[40 * k:40 * (k + 1)]))
+        daemon.wait_for(lambda: name in daemon.processed(), what=name)
+    assert daemon.signal(signal.SIGTERM) == 0
+    learned = final_model(cli, json_lines, daemon)
+    assert len(learned.vocabulary) == cap  # new words joined, up to the cap
+    assert learned.vocabulary.words[:len(start.vocabulary)] == start.vocabulary.words
+    trained = train_reference(cli, tmp_path, start_model, in_journal_order(daemon.state, posts),
+                              "--vocab-cap", cap)
+    assert_identical(learned, trained)
+    default = train_reference(cli, tmp_path, start_model, posts)  # no cap: no growth
+    assert default.vocabulary.words == start.vocabulary.words
 
 
 def started(daemon) -> bool:

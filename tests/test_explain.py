@@ -84,3 +84,36 @@ def test_seed_network_text_1_has_no_driving_word_and_text_2_does():
     assert {i["word"]: i["drop"] for i in result} == {
         w: round(float(d), 4) for w, d in expected.items() if d > 0
     }
+
+
+def test_bags_in_small_chunks_equal_one_post_at_a_time(model, monkeypatch):
+    import monitor.explain as explain_module
+
+    texts = ["banana bread", "cookie chocolate sweet oven", "no known words",
+             "ripe banana monkey banana", "sweet sweet cookie", "oven"] * 3
+    labels = ["banana", "cookie", "other", "banana", "cookie", "other"] * 3
+    bags = model.vocabulary.bag_of_words(texts)
+    one_pass = explain_module.explain_bags(model, bags, labels, 3)
+    monkeypatch.setattr(explain_module, "MAX_VARIANTS", 3)  # a chunk per post or two
+    assert explain_module.explain_bags(model, bags, labels, 3) == one_pass
+    assert one_pass == [explain(model, t, l, 3) for t, l in zip(texts, labels)]
+    assert sum(map(len, one_pass)) > 0
+    for text, label, items in zip(texts, labels, one_pass):
+        expected = rescored_drops(model, text, label)
+        assert {i["word"]: i["drop"] for i in items} == pytest.approx(
+            {w: d for w, d in sorted(expected.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+             if d > 0}, abs=1e-4)
+
+
+def test_equal_drops_are_ordered_alphabetically(rng):
+    model = Model.create(["zebra", "apple", "mango"], [4], ["banana", "cookie", "other"], rng)
+    W1 = model.network.weights[0]
+    W1[:, 1] = W1[:, 0]  # the three words have the same weights: the same drop
+    W1[:, 2] = W1[:, 0]
+    # the drops of one word over the labels sum to 0, so some label has positive drops
+    results = [explain(model, "zebra mango apple", label, 3) for label in model.label_names]
+    explained = [items for items in results if items]
+    assert explained
+    for items in explained:
+        assert [i["word"] for i in items] == ["apple", "mango", "zebra"]
+        assert len({i["drop"] for i in items}) == 1

@@ -16,6 +16,7 @@ from tests.test_outbox import enqueue, wait_for
 
 HOOKS = {
     "send_alert": ["alert"],
+    "send_alert_batch": ["alerts"],
     "monitor_start": ["plugin_config", "settings"],
     "monitor_stop": [],
     "register_commands": ["cli"],

@@ -21,7 +21,7 @@ from monitor.ledger import Ledger
 from monitor.model import Model
 from monitor.posts import Post
 from monitor.text import Vocabulary
-from monitor.train import sgd_update
+from monitor.train import Examples, Options, fit, sgd_update
 
 WORDS = ["banana", "bread", "smoothie", "cookie", "chocolate", "oven", "rain", "bus", "news"]
 CLASSES = ["banana", "cookie", "other"]
@@ -270,6 +270,45 @@ def test_learner_grows_vocabulary_and_replays_it(model, make_learner, rng):
                        expected)
 
 
+GROWING = [Post("g1", "banana pancakes with maple syrup", "banana"),
+           Post("g2", "oatmeal raisin cookie and milk", "cookie"),
+           Post("g3", "thunder and rain on the bus", "other"),
+           Post("g4", "pancakes again, banana pancakes", "banana"),
+           Post("g5", "gingerbread cookie with icing", "cookie")]
+
+
+def test_train_with_the_same_vocabulary_cap_equals_the_learner(model, make_learner, rng):
+    posts = make_posts(12, rng) + GROWING + make_posts(12, rng)
+    cap = len(model.vocabulary) + 9  # reached during g4/g5: later words are refused
+    learner = make_learner(clone(model), vocabulary_cap=cap)
+    for start in range(0, len(posts), 5):
+        observe(learner, posts[start:start + 5])
+    trained = clone(model)
+    examples = Examples("mem", [p.text for p in posts], [p.label for p in posts],
+                        list(range(1, len(posts) + 1)))
+    options = Options(0.1, 1, 1, shuffle=False, class_weight="none", patience=None,
+                      vocab_cap=cap)
+    result = fit(trained, examples, options, rng)
+    assert len(trained.vocabulary) == cap and result.words_added == 9
+    assert trained.vocabulary.words[-9:] == ["pancake", "with", "maple", "syrup", "oatmeal",
+                                             "raisin", "and", "milk", "thunder"]
+    assert_same_arrays(learner.model, trained)
+    assert trained.network.weights[0][:, -1].any()  # the new words were learned from
+
+
+def test_train_without_a_cap_keeps_the_vocabulary_as_the_default_learner(model, make_learner,
+                                                                         rng):
+    posts = GROWING + make_posts(10, rng)
+    learner = make_learner(clone(model))  # learning.vocabulary_cap defaults to 0
+    observe(learner, posts)
+    trained = clone(model)
+    examples = Examples("mem", [p.text for p in posts], [p.label for p in posts],
+                        list(range(1, len(posts) + 1)))
+    fit(trained, examples, Options(0.1, 1, 1, shuffle=False, patience=None), rng)
+    assert trained.vocabulary.words == model.vocabulary.words and len(model.vocabulary) == 9
+    assert_same_arrays(learner.model, trained)
+
+
 def test_add_words_keeps_fortran_order(model):
     add_words(model, ["x1", "x2"])
     assert model.network.weights[0].flags.f_contiguous
@@ -332,3 +371,21 @@ def test_drift_guard_running_counts_match_a_recount():
             assert guard.accuracies() == pytest.approx((kept[-7:].mean(), kept[:-7].mean()))
         else:
             assert guard.accuracies() is None
+
+
+def test_drift_guard_predictions_equal_the_models(model, make_learner, rng):
+    """The retention check's batch forward from reused word counts (no re-tokenizing)
+    gives the live model's labels, for kept counts, stale ones and journal rows."""
+    learner = make_learner(clone(model), vocabulary_cap=12)
+    texts = [p.text for p in make_posts(30, rng)] + ["", "nothing known here", "banana banana"]
+    vocabulary = learner.model.vocabulary
+    bags = [(t, *vocabulary.word_counts(t), len(vocabulary)) for t in texts[:20]]
+    bags += [(t, None, None, -1) for t in texts[20:]]
+    observe(learner, [Post("g", "banana pancakes", "banana")])  # grows: bags now stale
+    assert len(learner.model.vocabulary) == 10
+    names = learner.model.label_names
+    expected = [names[k] for k in learner.model.probabilities(texts).argmax(axis=1)]
+    assert learner._predict(bags) == expected
+    grown = learner.model.probabilities(["pancakes pancakes rain"])[0]  # a new word in it
+    assert learner._predict([("pancakes pancakes rain", None, None, -1)]) == [
+        names[int(grown.argmax())]]

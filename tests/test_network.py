@@ -176,3 +176,34 @@ def test_shape_errors_are_clear():
         Network([np.zeros((3, 4))], [np.zeros(2)], "softmax")
     with pytest.raises(ValueError, match="exactly one unit"):
         Network([np.zeros((3, 4))], [np.zeros(3)], "sigmoid")
+
+
+def test_input_gradient_dense_pick_equals_sparse_product(rng, monkeypatch):
+    """Training batches take the dense-pick path; scipy's product gives the same rows."""
+    import monitor.network as network_module
+
+    network, X, y = _random_case(rng, [40, 12, 3], "softmax", n_posts=16)
+    assert X.has_canonical_format  # repeated words summed: the pick path applies
+    delta = rng.normal(size=(16, 12))
+    ids, rows = network_module._sparse_input_gradient(X, delta)
+    monkeypatch.setattr(network_module, "PICK_LIMIT", 0)  # force scipy
+    ids_sparse, rows_sparse = network_module._sparse_input_gradient(X, delta)
+    assert np.array_equal(ids, ids_sparse)
+    np.testing.assert_allclose(rows, rows_sparse, rtol=1e-12, atol=1e-14)
+    dense = X.toarray().T @ delta  # (n_vocab, n_1): the definition
+    np.testing.assert_allclose(rows, dense[ids], rtol=1e-12, atol=1e-14)
+    assert not dense[np.setdiff1d(np.arange(40), ids)].any()
+
+
+def test_one_post_kernel_equals_the_batch_step_up_to_rounding(rng):
+    """learn_counts (every one-post step) against backprop + apply_gradients."""
+    network, X, y = _random_case(rng, [30, 9, 7, 3], "softmax", n_posts=1)
+    X.sum_duplicates()
+    twin = network.copy()
+    p, loss = network.learn_counts(X.indices, X.data, int(y[0]), 0.3)
+    assert np.array_equal(p, twin.predict_proba(X)[0])  # the score before the step
+    dW, db, trace = twin.backprop(X, y)
+    twin.apply_gradients(dW, db, 0.3)
+    assert loss == pytest.approx(twin.losses_from_logits(trace.Z[-1], y)[0], rel=1e-12)
+    for a, b in zip(network.weights + network.biases, twin.weights + twin.biases):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)

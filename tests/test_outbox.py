@@ -427,3 +427,141 @@ def test_failing_deliveries_are_listed_with_include_failed(make_ledger):
         assert dead_letters(conn) == []
         (row,) = dead_letters(conn, include_failed=True)
     assert (row["alert_id"], row["status"], row["attempts"]) == ("p0:banana", "pending", 1)
+
+
+# ----------------------------------------------------------------- batches
+
+class BatchRecorder(Recorder):
+    """Implements send_alert_batch too: the outbox must prefer it."""
+
+    def __init__(self, fail_first=0):
+        super().__init__()
+        self.batches: list[list[str]] = []
+        self.fail_first = fail_first
+
+    @hookimpl
+    def send_alert_batch(self, alerts):
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            raise RuntimeError("channel down")
+        with self.lock:
+            self.batches.append([alert.alert_id for alert in alerts])
+
+
+def test_a_batch_hook_gets_whole_batches_and_send_alert_is_not_called(make_ledger):
+    ledger = make_ledger()
+    plugin, single = BatchRecorder(), Recorder()
+    outbox = Outbox(ledger, manager(batch=plugin, single=single), settings(batch=4))
+    enqueue(outbox, ledger, alerts(10))  # all due before the workers start
+    outbox.start()
+    try:
+        assert wait_for(lambda: outbox.stats()["batch"]["delivered"] == 10)
+        assert wait_for(lambda: len(single.received) == 10)
+    finally:
+        outbox.stop(5)
+    assert [len(batch) for batch in plugin.batches] == [4, 4, 2]
+    assert sum(plugin.batches, []) == [a.alert_id for a in alerts(10)]  # oldest first
+    assert plugin.received == []  # the per-alert hook of a batch plugin stays unused
+    assert sorted(single.received) == sorted(a.alert_id for a in alerts(10))
+
+
+def test_a_failing_batch_is_retried_whole_and_delivered_once(make_ledger):
+    ledger = make_ledger()
+    plugin = BatchRecorder(fail_first=2)
+    outbox = Outbox(ledger, manager(batch=plugin), settings(batch=10))
+    enqueue(outbox, ledger, alerts(3))
+    outbox.start()
+    try:
+        assert wait_for(lambda: outbox.stats()["batch"]["delivered"] == 3)
+    finally:
+        outbox.stop(5)
+    assert plugin.batches == [["p0:banana", "p1:banana", "p2:banana"]]
+    assert outbox.stats()["batch"]["errors"] == 2
+    with ledger.transaction() as conn:
+        attempts = conn.execute("SELECT attempts FROM outbox_deliveries").fetchall()
+    assert attempts == [(2,)] * 3
+
+
+KILLED_WORKER = """
+import os, signal, sys, time
+from types import SimpleNamespace
+from monitor import hookimpl
+from monitor.ledger import Ledger
+from monitor.outbox import Outbox
+from monitor.plugins import get_plugin_manager
+
+state, received, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+batch, mark_interval, delay = int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+
+class Recording:
+    count = 0
+
+    @hookimpl
+    def send_alert(self, alert):
+        time.sleep(delay)
+        with open(received, "a") as handle:
+            handle.write(alert.alert_id + "\\n")
+        self.count += 1
+        if self.count == kill_at:  # kill -9 after this alert reached the channel
+            os.kill(os.getpid(), signal.SIGKILL)
+
+pm = get_plugin_manager(load_entrypoints=False, allow=[], block=[])
+pm.register(Recording(), name="rec")
+settings = SimpleNamespace(raw={"outbox": {"batch": batch, "mark_interval": mark_interval,
+                                      "poll_interval": 0.01}}, plugins={})
+outbox = Outbox(Ledger(state), pm, settings)
+outbox.start()
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("batch, kill_at, mark_interval, delay, resent", [
+    (5, 8, 60.0, 0.0, 3),   # fast plugin: batches 1-5 marked, 6-8 re-sent
+    (5, 5, 60.0, 0.0, 5),   # killed on the last call of a batch: the whole batch
+    (1, 3, 60.0, 0.0, 1),   # batch = 1: one alert
+    (10, 3, 0.05, 0.06, 1),  # slow plugin: each delivery marked right after its call
+])
+def test_kill_9_mid_batch_resends_at_most_one_batch(make_ledger, tmp_path, batch, kill_at,
+                                                    mark_interval, delay, resent):
+    import subprocess
+    import sys
+
+    state, received = tmp_path / "state", tmp_path / "received.txt"
+    ledger = make_ledger(state)
+    outbox = Outbox(ledger, manager(rec=Recorder()), settings())
+    enqueue(outbox, ledger, alerts(12))
+    ledger.close()
+    script = tmp_path / "worker.py"
+    script.write_text(KILLED_WORKER)
+    args = [sys.executable, str(script), str(state), str(received)]
+    options = [str(batch), str(mark_interval), str(delay)]
+    first = subprocess.run(args + [str(kill_at)] + options, timeout=60)
+    assert first.returncode == -9
+    sent_before = received.read_text().split()
+    assert len(sent_before) == kill_at
+
+    restarted = subprocess.Popen(args + ["0"] + options)  # 0: never killed
+    try:
+        assert wait_for(lambda: len(received.read_text().split()) >= 12 and _all_delivered(
+            make_ledger, state), timeout=30)
+    finally:
+        restarted.kill()
+        restarted.wait()
+    lines = received.read_text().split()
+    assert sorted(set(lines)) == sorted(a.alert_id for a in alerts(12))  # nothing lost
+    assert len(lines) - 12 == resent <= batch  # only (part of) the batch in hand again
+    assert lines[kill_at:kill_at + resent] == sent_before[kill_at - resent:]
+
+
+def _all_delivered(make_ledger, state) -> bool:
+    from monitor.ledger import Ledger
+
+    ledger = Ledger(state, readonly=True)
+    try:
+        with ledger._lock:
+            row = ledger.conn.execute(
+                "SELECT COUNT(*) FROM outbox_deliveries WHERE status != 'delivered'"
+            ).fetchone()
+        return row[0] == 0
+    finally:
+        ledger.close()

@@ -116,6 +116,24 @@ def test_batch_bag_of_words_equals_tokenize_per_post(texts):
         assert _same_csr(vocabulary.bag_of_words([text]), expected[i])
 
 
+PLAIN_OR_NOT = st.lists(
+    st.sampled_from(["banana", "Cookie", "a", "b2", "zz", " ", ".", "!", "_", "-", "\t", "\n",
+                     "#tag", "@me", "a/b", "www.x", "it's", "’", "🍌", "é", "\x00", "\x01",
+                     "bananacookie", "x"]),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PLAIN_OR_NOT, min_size=2, max_size=40))
+def test_batch_tokenizer_equals_per_post(texts):
+    """The one-pass batch (plain posts translated and split, the rest spliced in, the
+    per-post path if a post holds the separator) = bag_of_tokens(tokenize()) per post."""
+    vocabulary = Vocabulary("banana cookie a b2 zz tag x é its".split())
+    expected = vocabulary.bag_of_tokens([reference_tokenize(t) for t in texts])
+    assert _same_csr(vocabulary.bag_of_words(texts), expected)
+
+
 @pytest.mark.parametrize("text", TRICKY + ["banana banana cookie banana", "x"])
 def test_word_counts_are_the_one_post_bag(vocabulary, text):
     bag = vocabulary.bag_of_tokens([reference_tokenize(text)])
@@ -230,11 +248,29 @@ def test_score_lines_are_json_dumps(cli, tmp_path):
     model.save(model_path)
     result = cli("score", "--model", model_path, posts)
     assert result.exit_code == 0, result.output
-    expected = [
-        json.dumps({"id": str(i), **line}, ensure_ascii=False)
-        for i, line in zip(ids, model.score(texts))
-    ]
-    assert result.output.splitlines() == expected
+    expected = [{"id": str(i), **line} for i, line in zip(ids, model.score(texts))]
+    lines = result.output.splitlines()
+    assert [json.loads(line) for line in lines] == expected  # the same values, floats exact
+    assert [list(json.loads(line)) for line in lines] == [list(e) for e in expected]
+    assert lines[0].startswith('{"id": "plain", "label": ')  # json.dumps's layout
+
+
+def test_plain_lines_floats_round_trip_exactly():
+    """orjson writes each float shortest-round-trip (1e-5, not json's 1e-05): same number."""
+    from monitor.commands.score import _plain_lines
+    from monitor.posts import Post
+
+    names = ["banana", 'c"%s', "other"]
+    probabilities = np.array([[1e-05, 0.1, 0.89999], [5e-324, 1.0, 0.0], [1 / 3, 2 / 3, 1e-300]])
+    posts = [Post("p1", ""), Post("ü ✓", ""), Post('q"\\', "")]
+    lines = _plain_lines(names, posts, probabilities)
+    for post, line, row in zip(posts, lines, probabilities.tolist()):
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        parsed = json.loads(line)
+        expected = {"id": post.id, "label": names[int(np.argmax(row))],
+                    "scores": dict(zip(names, row))}
+        assert parsed == expected
+        assert json.dumps(parsed, ensure_ascii=False) == json.dumps(expected, ensure_ascii=False)
 
 
 # ---------------------------------------------------------------- start-up

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -65,6 +67,25 @@ def test_each_alert_carries_its_explanation(tmp_path, model):
     alerts = rules.alerts_for(batch, model.probabilities([p.text for p in batch]), "s", 1)
     assert [a.explanation for a in alerts] == [explain(model, p.text, "banana", 2) for p in batch]
     assert any(a.explanation for a in alerts)  # the random model does lean on some word
+
+
+def test_explanations_from_the_scored_bags_equal_retokenizing(tmp_path, model):
+    settings = settings_from(tmp_path, "[alerts]\nclasses=['banana','cookie']\n"
+                                       "threshold=0.0\nexplain=3\n")
+    rules = AlertRules(settings, model)
+    batch = [Post("a", "ripe banana bread"), Post("b", "sweet chocolate cookie"),
+             Post("c", "nothing known"), Post("d", "banana banana cookie", label="banana")]
+    bags = model.vocabulary.bag_of_words([p.text for p in batch])
+    probabilities = model.probabilities_of(bags)
+    with_bags = rules.alerts_for(batch, probabilities, "s", 1, bags=bags)
+    assert [(a.post_id, a.label) for a in with_bags] == [
+        (p, c) for p in "abc" for c in ("banana", "cookie")]  # d is labelled: no alert
+    assert [a.explanation for a in with_bags] == [
+        explain(model, batch["abc".index(a.post_id)].text, a.label, 3) for a in with_bags]
+    retokenized = rules.alerts_for(batch, probabilities, "s", 1)
+    assert [replace(a, created_at="") for a in with_bags] == [
+        replace(a, created_at="") for a in retokenized]
+    assert any(a.explanation for a in with_bags)
 
 
 def test_explain_zero_turns_explanations_off(tmp_path, model):

@@ -85,11 +85,60 @@ def test_batch_equals_one_by_one(texts):
     batch = vocab.bag_of_words(texts).toarray()
     singles = np.vstack([vocab.bag_of_words([t]).toarray() for t in texts])
     assert np.array_equal(batch, singles)
-    # counts equal the number of in-vocabulary tokens
+    # counts equal the number of vocabulary words the tokens stand for
     for row, text in zip(batch, texts):
-        assert row.sum() == sum(token in vocab for token in tokenize(text))
+        assert row.sum() == sum(len(vocab.segment(token)) for token in tokenize(text))
 
 
 @given(st.text(max_size=30))
 def test_normalize_is_idempotent(word):
     assert normalize(normalize(word)) == normalize(word)
+
+
+SPLIT_VOCABULARY = "oatmeal cookie bake sale and cream banana bread pea nut peanut butter a".split()
+
+
+@pytest.mark.parametrize(
+    ("token", "words"),
+    [
+        ("oatmealcookie", ["oatmeal", "cookie"]),  # #oatmealcookies, plural folded first
+        ("cookiesandcream", ["cookie", "and", "cream"]),  # inner plural folded too
+        ("bakesale", ["bake", "sale"]),
+        ("peanutbutter", ["peanut", "butter"]),  # fewest parts: not pea + nut + butter
+        ("banana", ["banana"]),  # a vocabulary word is itself
+        ("bananaxyz", []),  # every part must be a vocabulary word
+        ("abanana", []),  # parts have at least 3 letters: "a" is not one
+        ("banana2bread", []),  # letters only
+        ("bananabrot", []),
+    ],
+)
+def test_segment_run_together_words(token, words):
+    assert Vocabulary(SPLIT_VOCABULARY).segment(token) == words
+
+
+def test_run_together_hashtag_counts_as_its_words():
+    vocab = Vocabulary(SPLIT_VOCABULARY)
+    texts = ["#oatmealcookies", "at the #bakesale", "oatmeal cookie bake sale"]
+    bags = vocab.bag_of_words(texts)
+    oatmeal, cookie, bake, sale = (vocab.index[w] for w in ("oatmeal", "cookie", "bake", "sale"))
+    assert bags[0].indices.tolist() == [oatmeal, cookie]
+    assert bags[1].indices.tolist() == [bake, sale]
+    assert vocab.bag_of_words(["#oatmealcookies"]).indices.tolist() == [oatmeal, cookie]
+    assert vocab.bag_of_tokens([tokenize(t) for t in texts]).toarray().tolist() == (
+        bags.toarray().tolist()
+    )
+    assert vocab.word_counts("#oatmealcookies cookies")[1].tolist() == [1.0, 2.0]
+
+
+def test_run_together_word_in_the_vocabulary_is_not_split():
+    vocab = Vocabulary(SPLIT_VOCABULARY + ["bakesale"])
+    assert vocab.segment("bakesale") == ["bakesale"]
+    assert vocab.dense(["#bakesale"])[0].sum() == 1
+
+
+def test_extend_reaches_parts_of_words_already_seen():
+    vocab = Vocabulary(["oatmeal"])
+    assert vocab.dense(["#oatmealcookies"]).sum() == 0  # "cookie" unknown: no split
+    vocab.extend(["cookie"])
+    assert vocab.segment("oatmealcookie") == ["oatmeal", "cookie"]
+    assert vocab.dense(["#oatmealcookies"]).tolist() == [[1, 1]]

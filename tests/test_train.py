@@ -156,3 +156,64 @@ def test_read_examples_skips_blank_lines_and_keeps_line_numbers(tmp_path):
     path.write_text('{"text": "a", "label": "x"}\n\n{"text": "b", "label": "y", "id": 3}\n')
     examples = read_examples(path)
     assert (examples.texts, examples.labels, examples.lines) == (["a", "b"], ["x", "y"], [1, 3])
+
+
+# ---------------------------------------------------------------- vocabulary growth
+
+
+def _jsonl(path, pairs):
+    path.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in pairs))
+    return path
+
+
+GROWING = [("banana pancakes with maple syrup", "banana"), ("oatmeal cookie", "cookie"),
+           ("thunder and rain all week", "other"), ("maple banana bread", "banana")]
+
+
+def test_train_vocab_cap_grows_like_the_learner_policy(cli, tmp_path, rng):
+    from monitor.learn import grow_vocabulary
+
+    start = new_model(_examples(SEPARABLE), (6,), rng, min_count=1)
+    path = start.save(tmp_path / "start.npz")
+    cap = len(start.vocabulary) + 5
+    data = _jsonl(tmp_path / "more.jsonl", GROWING + SEPARABLE[:3])
+    out = tmp_path / "out.npz"
+    result = cli("train", "--data", data, "--model", path, "--out", out, "--lr", "0.2",
+                 "--batch-size", "1", "--epochs", "1", "--no-shuffle", "--vocab-cap", cap)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["words_added"] == 5
+    expected = Model.load(path)
+    for text, label in GROWING + SEPARABLE[:3]:
+        grow_vocabulary(expected, text, cap)
+        sgd_update(expected, text, label, 0.2)
+    trained = Model.load(out)
+    assert trained.vocabulary.words == expected.vocabulary.words
+    assert trained.vocabulary.words[-5:] == ["pancake", "with", "maple", "syrup", "oatmeal"]
+    for a, b in zip(trained.network.weights + trained.network.biases,
+                    expected.network.weights + expected.network.biases):
+        assert np.array_equal(a, b)
+    assert trained.meta["trained"]["vocab_cap"] == cap
+
+
+def test_vocab_cap_with_batches_epochs_and_validation(rng):
+    examples = _examples(SEPARABLE + GROWING)
+    model = new_model(_examples(SEPARABLE), (6,), rng, min_count=1)
+    n_words = len(model.vocabulary)
+    held_out = _examples([("maple syrup pancakes", "banana"), ("oatmeal", "cookie")])
+    result = fit(model, examples, Options(0.3, 4, 3, patience=None, vocab_cap=n_words + 100),
+                 rng, held_out)
+    added = ["pancake", "with", "maple", "syrup", "oatmeal", "thunder"]
+    assert sorted(model.vocabulary.words[n_words:]) == sorted(added)  # shuffled order
+    assert result.words_added == len(added) and len(result.history) == 3
+    assert model.network.weights[0].shape[1] == len(model.vocabulary)
+    from monitor.evaluation import evaluate_model
+
+    kept = evaluate_model(model, held_out.texts, held_out.labels)  # scored with the new words
+    assert kept["loss"] == result.history[result.best_epoch - 1]["val_loss"]
+
+
+def test_vocab_cap_needs_a_model(cli, tmp_path):
+    data = _jsonl(tmp_path / "d.jsonl", SEPARABLE)
+    result = cli("train", "--data", data, "--out", tmp_path / "o.npz", "--vocab-cap", "10")
+    assert result.exit_code == 2
+    assert "--vocab-cap applies when continuing a model (with --model)" in result.output

@@ -3,16 +3,20 @@
     python bench/peers/ours.py train TRAIN.jsonl VOCABULARY.txt OUT.npz HIDDEN SEED
     python bench/peers/ours.py prequential MODEL.npz LEARN.jsonl
 
-The prequential step is the online learner's: score the post with the live model,
-then one single-example SGD step (monitor.train.sgd_update, the function the learner
-and ``train --batch-size 1`` share).
+The prequential step is the online learner's (``learner``: monitor.learn.OnlineLearner
+itself, ledger and journal included) or its numbers alone (``fused``: Model.learn_one,
+the one-post kernel that the learner, train.sgd_update and ``train --batch-size 1``
+share).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the banana-monitor CLI runs
 
@@ -39,39 +43,56 @@ def train(data: str, vocabulary_file: str, out: str, hidden: str, seed: str) -> 
     model.save(out)
 
 
-def single_example_step():
-    """The learner's SGD step: train.sgd_update once it exists, else network.sgd_step."""
-    try:
-        from monitor.train import sgd_update
-    except ImportError:
-
-        def sgd_update(model, text, label, learning_rate):
-            bag = model.vocabulary.bag_of_words([text])
-            target = [model.label_index(label)]
-            return model.network.sgd_step(bag, target, learning_rate)
-
-    return sgd_update
-
-
 def prequential(model_path: str, data: str, mode: str = "learner") -> None:
-    """``learner``: probabilities([text]) then train.sgd_update, as monitor/learn.py
-    does; ``fused``: Model.learn_one, the same numbers from one forward pass."""
+    """``learner``: the daemon's online learner itself (monitor.learn.OnlineLearner:
+    prequential score, the single-example step under the update and drift guards, the
+    journal rows), fed files of ``FILE_POSTS`` posts, one ledger transaction per file
+    (commits included, as the daemon does), learning one post at a time;
+    ``fused``: Model.learn_one alone, the same step's numbers without the bookkeeping."""
     model = Model.load(model_path)
     texts, labels = read_labelled(data)
     names = [CLASSES[k] for k in labels]
-    step = single_example_step()
-    hits = 0
-    start = time.perf_counter()
     if mode == "fused":
+        hits = 0
+        start = time.perf_counter()
         for text, label, name in zip(texts, labels, names):
             scores, _ = model.learn_one(text, name, LEARNING_RATE)
             hits += int(scores.argmax()) == label
+        seconds = time.perf_counter() - start
     else:
-        for text, label, name in zip(texts, labels, names):
-            hits += int(model.probabilities([text])[0].argmax()) == label
-            step(model, text, name, LEARNING_RATE)
-    seconds = time.perf_counter() - start
+        hits, seconds = _learner(model, texts, names)
     report(posts=len(texts), seconds=seconds, accuracy=hits / len(texts))
+
+
+FILE_POSTS = 100
+
+
+def _learner(model: Model, texts: list[str], names: list[str]) -> tuple[int, float]:
+    from types import SimpleNamespace
+
+    from monitor.learn import OnlineLearner
+    from monitor.ledger import Ledger
+    from monitor.posts import Post
+
+    state = Path(tempfile.mkdtemp(prefix="ours-learner-"))
+    settings = SimpleNamespace(  # the daemon's defaults, with a checkpoint only at the end
+        state=state, learning=SimpleNamespace(enabled=True, learning_rate=LEARNING_RATE),
+        raw={"learning": {"checkpoint_every": 10**9}})
+    ledger = Ledger(state)
+    learner = OnlineLearner(model, ledger, settings)
+    learner.resume()
+    posts = [Post(f"p{i}", text, name) for i, (text, name) in enumerate(zip(texts, names))]
+    hits = 0
+    start = time.perf_counter()
+    for first in range(0, len(posts), FILE_POSTS):
+        with ledger.transaction() as conn:
+            entries = learner.observe(conn, posts[first : first + FILE_POSTS])
+        hits += sum(entry["correct"] is True for entry in entries)
+    seconds = time.perf_counter() - start
+    assert learner.updates == len(posts), learner.updates  # every post was learned
+    ledger.close()
+    shutil.rmtree(state, ignore_errors=True)
+    return hits, seconds
 
 
 if __name__ == "__main__":

@@ -54,8 +54,11 @@ def _sizes(sizes) -> str:
               help=f"New model: least count of a kept word.  [default: {MIN_COUNT}]")
 @click.option("--classes",
               help="New model: class names (one → sigmoid); default: labels seen, other last.")
+@click.option("--vocab-cap", default=0, show_default=True, type=click.IntRange(min=0),
+              help="With --model: new words join the vocabulary until it has N words, "
+                   "as the daemon's learning.vocabulary_cap (0: no growth).")
 def train(data, out, model_path, validation, lr, batch_size, epochs, patience, shuffle, seed,
-          class_weight, hidden, vocab_size, min_count, classes) -> None:
+          class_weight, hidden, vocab_size, min_count, classes, vocab_cap) -> None:
     """Train a model on labelled posts and write it to OUT (atomically).
 
     Prints a JSON summary; logs one "epoch" event per epoch on stderr.
@@ -68,6 +71,8 @@ def train(data, out, model_path, validation, lr, batch_size, epochs, patience, s
     if model_path and any(given[name] is not None for name in NEW_MODEL_ONLY):
         used = [f"--{name.replace('_', '-')}" for name in NEW_MODEL_ONLY if given[name] is not None]
         raise CommandError(f"{', '.join(used)} only apply to a new model (without --model)")
+    if vocab_cap and not model_path:
+        raise CommandError("--vocab-cap applies when continuing a model (with --model)")
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**32)
     rng = np.random.default_rng(seed)
@@ -88,6 +93,7 @@ def train(data, out, model_path, validation, lr, batch_size, epochs, patience, s
         options = training.Options(
             lr, batch_size, epochs, shuffle,
             class_weight or ("none" if model_path else "balanced"), patience or None,
+            vocab_cap,
         )
         training.targets_for(model, examples)  # unknown labels fail before the progress bar
         progress = _progress(len(examples), epochs)
@@ -123,4 +129,5 @@ def _summary(out, model, result) -> dict:
         "parameters": model.network.n_parameters,
         "layers": model.network.sizes,
         "classes": model.classes,
+        "words_added": trained["words_added"],
     }
