@@ -262,7 +262,8 @@ def measure(jobs: dict, repeat: int, work: Path, truth: Path | None, empty: Path
                 result.setdefault("posts", printed)
                 result["accuracy"] = accuracy
             if "seconds" in result:
-                result.update(timed="loop", rate=result["posts"] / result["seconds"])
+                updates = f", {result['updates']:,} updates" if "updates" in result else ""
+                result.update(timed="loop" + updates, rate=result["posts"] / result["seconds"])
             else:
                 startup = run(argv[:-1] + [str(empty)])["wall"]
                 steady = result["posts"] / max(result["wall"] - startup, 1e-9)

@@ -53,8 +53,15 @@ def explain_bags(model, bags, labels: Sequence[str], top_k: int = 5) -> list[lis
     names = model.label_names
     columns = np.fromiter((names.index(label) for label in labels), dtype=np.intp, count=n)
     picked, drops = [], []
-    for lo, hi in _chunks(bags.indptr, MAX_VARIANTS):
-        chunk_picked, chunk_drops = _top_words(model, bags[lo:hi], columns[lo:hi], top_k)
+    n_1 = model.network.weights[0].shape[0]
+    chunks = list(_chunks(bags.indptr, MAX_VARIANTS))
+    rows = max(int(bags.indptr[hi] - bags.indptr[lo]) for lo, hi in chunks)
+    # two scratch buffers for every chunk: fresh multi-MB arrays per chunk would each be
+    # a new mmap (and its page faults) in a long-running process
+    buffers = (np.empty((rows, n_1)), np.empty((rows, n_1)))
+    for lo, hi in chunks:
+        chunk_picked, chunk_drops = _top_words(model, bags[lo:hi], columns[lo:hi], top_k,
+                                               buffers)
         picked.append(chunk_picked + bags.indptr[lo])
         drops.append(chunk_drops)
     return _as_lists(model, bags, np.concatenate(picked), np.concatenate(drops))
@@ -70,22 +77,27 @@ def _chunks(indptr: np.ndarray, max_rows: int):
         lo = hi
 
 
-def _top_words(model, bags, columns: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+def _top_words(model, bags, columns: np.ndarray, top_k: int,
+               buffers: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Entries of ``bags.indices`` that explain their post: (m,) positions, post order and
-    largest drop first within a post, at most ``top_k`` per post, drop > 0; and drops (m,)."""
+    largest drop first within a post, at most ``top_k`` per post, drop > 0; and drops (m,).
+    ``buffers``: two scratch arrays of at least (n_words, n_1)."""
     network = model.network
     n = bags.shape[0]
     z1 = network.first_layer(bags)  # (n, n_1)
     owner = np.repeat(np.arange(n), np.diff(bags.indptr))  # (n_words,)
     word_ids, counts = bags.indices, bags.data  # (n_words,)
     W1T = network.weights[0].T  # (n_vocab, n_1)
-    variants = z1[owner]  # (n_words, n_1)
-    if (counts == 1).all():  # the common case: no word repeated, skip the product
-        variants -= W1T[word_ids]
-    else:
-        variants -= counts[:, None] * W1T[word_ids]
+    m = len(owner)
+    variants = np.take(z1, owner, axis=0, out=buffers[0][:m])  # (n_words, n_1)
+    removed = np.take(W1T, word_ids, axis=0, out=buffers[1][:m])
+    if not (counts == 1).all():  # the common case: no word repeated, skip the product
+        removed *= counts[:, None]
+    variants -= removed
     p_full = _label_probabilities(model, z1)[np.arange(n), columns]  # (n,)
-    p_without = _label_probabilities(model, variants)[np.arange(len(owner)), columns[owner]]
+    np.maximum(variants, 0.0, out=variants)  # the first ReLU, in place
+    p_without = _label_probabilities(model, variants, activated=True)[
+        np.arange(m), columns[owner]]
     drops = p_full[owner] - p_without  # (n_words,)
     positive = np.flatnonzero(drops > 0)
     rank = _alphabetical_rank(model.vocabulary)[word_ids[positive]]
@@ -121,12 +133,13 @@ def _alphabetical_rank(vocabulary) -> np.ndarray:
     return cached
 
 
-def _label_probabilities(model, z1: np.ndarray) -> np.ndarray:
-    """From first-layer pre-activations (m, n_1) to scores for model.label_names (m, k)."""
+def _label_probabilities(model, z1: np.ndarray, activated: bool = False) -> np.ndarray:
+    """From first-layer pre-activations (m, n_1) to scores for model.label_names (m, k);
+    ``activated``: z1 already went through the ReLU."""
     network = model.network
     z = z1
-    for W, b in zip(network.weights[1:], network.biases[1:]):
-        z = relu(z) @ W.T + b
+    for layer, (W, b) in enumerate(zip(network.weights[1:], network.biases[1:])):
+        z = (z if activated and layer == 0 else relu(z)) @ W.T + b
     p = network.activate_output(z)
     if network.output == "sigmoid":  # one unit: p(class), and other = 1 − p
         return np.hstack([p, 1.0 - p])

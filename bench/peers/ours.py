@@ -59,15 +59,18 @@ def prequential(model_path: str, data: str, mode: str = "learner") -> None:
             scores, _ = model.learn_one(text, name, LEARNING_RATE)
             hits += int(scores.argmax()) == label
         seconds = time.perf_counter() - start
+        report(posts=len(texts), seconds=seconds, accuracy=hits / len(texts))
     else:
-        hits, seconds = _learner(model, texts, names)
-    report(posts=len(texts), seconds=seconds, accuracy=hits / len(texts))
+        hits, seconds, updates = _learner(model, texts, names)
+        report(posts=len(texts), seconds=seconds, accuracy=hits / len(texts), updates=updates)
 
 
 FILE_POSTS = 100
 
 
-def _learner(model: Model, texts: list[str], names: list[str]) -> tuple[int, float]:
+def _learner(model: Model, texts: list[str], names: list[str]) -> tuple[int, float, int]:
+    """(prequential hits, seconds, updates applied): the learner's guards run as in the
+    daemon, so a drift-guard pause (posts then only scored) shows as fewer updates."""
     from types import SimpleNamespace
 
     from monitor.learn import OnlineLearner
@@ -89,10 +92,9 @@ def _learner(model: Model, texts: list[str], names: list[str]) -> tuple[int, flo
             entries = learner.observe(conn, posts[first : first + FILE_POSTS])
         hits += sum(entry["correct"] is True for entry in entries)
     seconds = time.perf_counter() - start
-    assert learner.updates == len(posts), learner.updates  # every post was learned
     ledger.close()
     shutil.rmtree(state, ignore_errors=True)
-    return hits, seconds
+    return hits, seconds, learner.updates
 
 
 if __name__ == "__main__":
