@@ -6,8 +6,9 @@
    learning) on a temp feed, drops ``--files`` files holding ``--posts`` posts in total
    (texts sampled from corpus/banana-cookie/train.jsonl, unlabelled) by atomic rename,
    and times until the ledger has every file done (scored, alerts in the outbox, file
-   moved).  Prints posts/s, and separately how long the outbox took to deliver every
-   alert to the jsonl file.
+   moved).  Prints posts/s, the daemon's CPU seconds during it (main thread / other
+   threads, from /proc: a busy machine stretches the wall clock, not these), and
+   separately how long the outbox took to deliver every alert to the jsonl file.
 2. Latency on an idle daemon: one small file at a time (5 posts), from the moment the
    file is closed (renamed into the feed) until all its alerts are in the jsonl file;
    p50/p99 over ``--latency-files`` files.  The daemon's own figure (close → alerts
@@ -166,7 +167,8 @@ def latency(feed, state, alerts, log_path, texts, args, rng) -> None:
 
 def cpu_seconds(pid: int, thread: str | None = None):
     """CPU seconds (user + system) of ``pid``'s main thread and of its other threads
-    (outbox, observer, ...): {"main": s, "other threads": s}; with ``thread``, one of them.  A busy machine slows the wall clock, not these."""
+    (outbox, observer, ...): {"main": s, "other threads": s}; with ``thread``, one of
+    them.  A busy machine slows the wall clock, not these."""
     ticks = os.sysconf("SC_CLK_TCK")
     totals: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():

@@ -438,17 +438,6 @@ class _PluginWorker(threading.Thread):
                     first=ids[0], error=error, dead=statuses.count("dead"),
                     retry_in=round(delay, 3))
 
-    def _deliver(self, alert_id: str, attempts: int, alert: Alert) -> None:
-        outcome, value = self.lane.run(
-            lambda: call_one(self.outbox.pm, self.plugin, "send_alert", alert=alert),
-            self.cfg.timeout,
-            tag=alert_id,
-        )
-        if outcome == "ok":
-            self.outbox.mark_delivered(self.plugin, alert_id)
-            return
-        self._failed(alert_id, attempts, outcome, value)
-
     def _error(self, outcome: str, value: Any) -> str:
         return (f"timeout after {self.cfg.timeout:g}s" if outcome == "timeout"
                 else f"{type(value).__name__}: {value}")

@@ -7,11 +7,12 @@ Keys (``prefix`` defaults to ``banana-monitor``):
   {prefix}:model:version      its version (an integer, written in the same MULTI)
   {prefix}:model              pub/sub channel: the version, on every publish
 
-Alert deduplication (``AlertDedup``): a worker reserves an alert id before it enqueues
-the alert in its outbox and confirms it as the last step of its ledger transaction; a
-reservation left pending by a worker that died before committing is taken over by the
-worker that reprocesses the post.  See README "Scaling out with Redis" for the exact
-guarantees.
+Alert deduplication (``AlertDedup``): a worker reserves an alert id before its ledger
+transaction, stages the alert in that transaction and, after the commit, settles it
+(compare-and-set to ``done``) before it enters the outbox; a reservation left pending by
+a worker that died or stalled is taken over by the worker that reprocesses the post, and
+the slow owner's settle then fails, so it drops its staged copy.  See README "Scaling
+out with Redis" for the exact guarantees.
 """
 
 from __future__ import annotations
@@ -72,14 +73,35 @@ return result
 """
 
 
+# KEYS: alert keys; ARGV: owner, ttl → 1 (confirmed ours: now done) / 0 per key.
+# Runs after the owner's ledger commit.  A reservation another worker took over in the
+# meantime stays theirs: the owner drops its staged copy, so exactly one worker sends.
+_SETTLE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local result = {}
+for i, key in ipairs(KEYS) do
+  local value = redis.call('GET', key)
+  local owner = value and string.match(value, '^(.*)|%a+|%d+$')
+  if (not value) or owner == ARGV[1] then
+    redis.call('SET', key, ARGV[1] .. '|done|' .. now, 'EX', ARGV[2])
+    result[i] = 1
+  else
+    result[i] = 0
+  end
+end
+return result
+"""
+
+
 class AlertDedup:
     """Cluster-wide "who sends this alert?", two steps around the worker's ledger commit.
 
-    ``reserve`` (before the outbox enqueue) marks the alert ``owner|pending|ms``;
-    ``confirm`` (the last statement before COMMIT) marks it ``owner|done|ms``.  Another
-    worker that meets a *pending* reservation older than ``takeover`` seconds takes it
-    over (its owner died before committing); a *done* one is never taken: the owner's
-    outbox holds the alert and delivers it, after a restart if need be.
+    ``reserve`` (before the ledger transaction) marks the alert ``owner|pending|ms``;
+    ``settle`` (after COMMIT, before the outbox) turns the owner's reservation into
+    ``owner|done|ms``.  Another worker that meets a *pending* reservation older than
+    ``takeover`` seconds takes it over (its owner died or stalled); a *done* one is never
+    taken: the owner delivers it, after a restart if need be.
     """
 
     def __init__(self, client, owner: str, prefix: str = DEFAULT_PREFIX,
@@ -92,6 +114,7 @@ class AlertDedup:
         self.ttl = int(ttl)
         self.takeover_ms = int(takeover * 1000)
         self._reserve = client.register_script(_RESERVE)
+        self._settle = client.register_script(_SETTLE)
 
     def key(self, alert_id: str) -> str:
         return f"{self.prefix}:alert:{alert_id}"
@@ -105,16 +128,17 @@ class AlertDedup:
                               args=[self.owner, self.takeover_ms, self.ttl])
         return {alert_id for alert_id, ok in zip(ids, flags) if ok}
 
-    def confirm(self, alert_ids: Iterable[str]) -> None:
-        """The ids are committed to this worker's outbox: nobody may take them over."""
+    def settle(self, alert_ids: Iterable[str]) -> set[str]:
+        """After the ledger commit: mark ours ``done``; returns the ids still ours.
+
+        An id another worker took over while we were slow (our reservation stayed
+        pending past ``takeover``) is not ours any more: that worker sends it.
+        """
         ids = list(dict.fromkeys(alert_ids))
         if not ids:
-            return
-        now_ms = int(time.time() * 1000)
-        pipe = self.client.pipeline(transaction=False)
-        for alert_id in ids:
-            pipe.set(self.key(alert_id), f"{self.owner}|done|{now_ms}", ex=self.ttl)
-        pipe.execute()
+            return set()
+        flags = self._settle(keys=[self.key(a) for a in ids], args=[self.owner, self.ttl])
+        return {alert_id for alert_id, ok in zip(ids, flags) if ok}
 
     def state_of(self, alert_id: str) -> tuple[str, str] | None:
         """(owner, "pending" | "done") of a reservation, or None."""

@@ -202,13 +202,17 @@ def test_alert_dedup_lets_exactly_one_worker_take_an_alert(client):
     assert a.reserve(["p1:banana", "p3:cookie"]) == {"p1:banana"}  # its own, again
     assert b.state_of("p3:cookie") == ("worker-b", "pending")
     assert 0 < client.ttl("banana-monitor:alert:p1:banana") <= 60
-    a.confirm(["p1:banana"])  # a's ledger committed p1 (not p2: a "dies" before that)
+    assert a.settle(["p1:banana"]) == {"p1:banana"}  # a committed p1 (not p2: a "dies")
     assert a.state_of("p1:banana") == ("worker-a", "done")
     time.sleep(0.3)  # a's reservations are now older than the takeover time
     assert b.reserve(["p1:banana", "p2:banana"]) == {"p2:banana"}
     assert b.state_of("p1:banana") == ("worker-a", "done")  # committed: never taken over
     assert b.state_of("p2:banana") == ("worker-b", "pending")
     assert a.reserve(["p1:banana", "p2:banana"]) == {"p1:banana"}  # a came back: p2 is b's
+    # a was only slow: it committed p2 after b took it over, so a's settle gives it up
+    assert a.settle(["p2:banana"]) == set()
+    assert b.settle(["p2:banana"]) == {"p2:banana"}
+    assert b.state_of("p2:banana") == ("worker-b", "done")
 
 
 def test_source_filter_alerts_drops_alerts_another_worker_took(make_source):

@@ -338,9 +338,39 @@ class RedisSource:
             log.info("alerts taken by another worker", dropped=len(alerts) - len(kept))
         return kept
 
-    def confirm_alerts(self, alerts: list) -> None:
-        """The last step of the ledger transaction: these alerts are in our outbox."""
-        self.dedup.confirm(alert.alert_id for alert in alerts)
+    # Alerts that pass ``filter_alerts`` are *staged* inside the ledger transaction and
+    # only enter the outbox after ``settle`` confirmed them in Redis, after the commit.
+    # A worker killed between commit and settle keeps them staged; on restart it settles
+    # them again: still ours → outbox, taken over by a worker that reprocessed the post
+    # meanwhile → dropped.  Exactly one worker's outbox ever holds an alert.
+
+    def stage_alerts(self, conn, alerts: list) -> int:
+        """Inside the ledger transaction: keep the alerts for ``settle_staged``."""
+        conn.execute(_STAGE_SCHEMA)
+        conn.executemany(
+            "INSERT OR IGNORE INTO redis_staged_alerts (alert_id, alert) VALUES (?, ?)",
+            [(a.alert_id, json.dumps(a.to_dict(), ensure_ascii=False)) for a in alerts],
+        )
+        return len(alerts)
+
+    def settle_staged(self, ledger, outbox) -> int:
+        """After a commit (and at start): staged alerts still ours → the outbox."""
+        from monitor.alerts import Alert
+
+        with ledger.transaction() as conn:
+            conn.execute(_STAGE_SCHEMA)
+            rows = conn.execute("SELECT alert_id, alert FROM redis_staged_alerts").fetchall()
+        if not rows:
+            return 0
+        mine = self.dedup.settle(alert_id for alert_id, _ in rows)
+        alerts = [Alert.from_dict(json.loads(raw)) for alert_id, raw in rows if alert_id in mine]
+        with ledger.transaction() as conn:
+            added = outbox.enqueue(conn, alerts) if alerts else 0
+            conn.executemany("DELETE FROM redis_staged_alerts WHERE alert_id = ?",
+                             [(alert_id,) for alert_id, _ in rows])
+        if len(alerts) < len(rows):
+            log.info("alerts taken over by another worker", dropped=len(rows) - len(alerts))
+        return added
 
     @property
     def transient_errors(self) -> tuple[type[BaseException], ...]:
@@ -383,6 +413,11 @@ class RedisSource:
             return False
         log.info("model version published", version=model.version)
         return True
+
+
+_STAGE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS redis_staged_alerts (alert_id TEXT PRIMARY KEY, alert TEXT NOT NULL)"
+)
 
 
 def _text(value) -> str:
