@@ -80,6 +80,7 @@ class Daemon:
         previous = _tune_gc()
         self.outbox.start()
         self.source.start()
+        self._settle_staged()  # HOOK (redis workers, issue 8): what a kill left staged
         log.info("daemon_started", source=self.source.name, model_version=self.scoring_model.version,
                  pid=os.getpid())
         try:
@@ -199,17 +200,35 @@ class Daemon:
                 if labelled:
                     outcomes = self.learner.observe(conn, labelled)
                     item.errors.extend(_quarantined_labels(labelled, outcomes))
-            # HOOK (redis workers, issue 8): an alert another worker took is not ours
+            # HOOK (redis workers, issue 8): an alert another worker took is not ours; the
+            # rest are staged and enter the outbox once settled in Redis after the COMMIT
             alerts = getattr(self.source, "filter_alerts", lambda alerts: alerts)(alerts)
-            new_alerts = self.outbox.enqueue(conn, alerts) if alerts else 0
+            stage = getattr(self.source, "stage_alerts", None)
+            if stage is not None:
+                new_alerts = stage(conn, alerts) if alerts else 0
+            else:
+                new_alerts = self.outbox.enqueue(conn, alerts) if alerts else 0
             Ledger.mark_done(
                 conn, item.key, item.source_name, item.name,
                 [post.id for post in item.posts], labels or [], new_alerts, len(item.errors),
                 status="rejected" if item.rejected else "done", reason=item.rejected,
             )
-            # HOOK (redis workers, issue 8): the last step before COMMIT
-            getattr(self.source, "confirm_alerts", lambda alerts: None)(alerts)
+        self._settle_staged()
         return new_alerts
+
+    def _settle_staged(self) -> None:
+        """HOOK (redis workers, issue 8): staged alerts still ours go to the outbox.
+
+        Runs after every commit, at start (alerts a kill left staged) and on the
+        heartbeat (after a Redis outage); a Redis error leaves them staged for later.
+        """
+        settle = getattr(self.source, "settle_staged", None)
+        if settle is None:
+            return
+        try:
+            settle(self.ledger, self.outbox)
+        except self.source.transient_errors as error:
+            log.warning("alerts_settle_deferred", error=str(error))
 
     def _log_item(self, item: WorkItem, alerts: int, new_alerts: int, started: float) -> None:
         now = time.time()
@@ -266,6 +285,7 @@ class Daemon:
             self._next_heartbeat = now + HEARTBEAT_SECONDS
             if self.learner is not None:  # HOOK (learner, issue 6): rollback while idle
                 self.learner.poll()
+            self._settle_staged()  # HOOK (redis workers, issue 8): after a Redis outage
             backlog = getattr(self.source, "backlog", lambda: None)()
             self.ledger.set_meta(heartbeat=time.time(), backlog=backlog,
                                  model_version=self.scoring_model.version)

@@ -222,6 +222,59 @@ def test_source_filter_alerts_drops_alerts_another_worker_took(make_source):
     assert [x.alert_id for x in two.filter_alerts([alert("p2"), alert("p3")])] == ["p3:banana"]
 
 
+class RecordingOutbox:
+    """Stands in for monitor.outbox.Outbox: records what enters it, in the caller's tx."""
+
+    def __init__(self):
+        self.ids: list[str] = []
+
+    def enqueue(self, conn, alerts):
+        self.ids.extend(alert.alert_id for alert in alerts)
+        return len(alerts)
+
+
+def stage_and_commit(source, ledger, alerts):
+    """What the daemon does up to its COMMIT: reserve, then stage in the transaction."""
+    mine = source.filter_alerts(alerts)
+    with ledger.transaction() as conn:
+        source.stage_alerts(conn, mine)
+    return mine
+
+
+def test_alert_killed_between_commit_and_settle_is_sent_by_exactly_one_worker(
+        make_source, make_ledger, tmp_path):
+    slow = make_source(state="slow", claim_idle=0.4)  # takeover after 0.2 s pending
+    other = make_source(state="other", claim_idle=0.4)
+    slow_ledger, other_ledger = make_ledger(tmp_path / "l1"), make_ledger(tmp_path / "l2")
+    slow_outbox, other_outbox = RecordingOutbox(), RecordingOutbox()
+    # the slow worker commits p1 and p2, then "dies" before settling them
+    stage_and_commit(slow, slow_ledger, [alert("p1"), alert("p2")])
+    # it comes back in time for p1 ... (its own reservation is still pending)
+    assert slow.dedup.state_of("p1:banana") == ("consumer-slow", "pending")
+    time.sleep(0.3)
+    # ... but another worker reprocessed p2 meanwhile and took the stale reservation
+    assert [a.alert_id for a in stage_and_commit(other, other_ledger, [alert("p2")])] == [
+        "p2:banana"]
+    assert other.settle_staged(other_ledger, other_outbox) == 1
+    assert slow.settle_staged(slow_ledger, slow_outbox) == 1  # restart: settle what is staged
+    assert slow_outbox.ids == ["p1:banana"] and other_outbox.ids == ["p2:banana"]
+    assert slow.settle_staged(slow_ledger, slow_outbox) == 0  # nothing left staged
+    # p1 is done: a worker reprocessing p1 later drops it
+    assert other.filter_alerts([alert("p1")]) == []
+
+
+def test_a_staged_alert_is_rolled_back_with_its_transaction(make_source, make_ledger):
+    source, ledger = make_source(state="w"), make_ledger()
+    with pytest.raises(RuntimeError):
+        with ledger.transaction() as conn:
+            source.stage_alerts(conn, source.filter_alerts([alert("p9")]))
+            raise RuntimeError("killed before COMMIT")
+    outbox = RecordingOutbox()
+    assert source.settle_staged(ledger, outbox) == 0 and outbox.ids == []
+    # its reservation stays pending: the worker that reprocesses p9 may take it
+    assert source.dedup.state_of("p9:banana") == ("consumer-w", "pending")
+
+
 def test_published_model_round_trips_and_scorers_pick_up_new_versions(make_source, client, rng):
     model = Model.create(["chocolate", "sweet", "banana", "cookie"], [3],
                          ["banana", "cookie", "other"], rng)
