@@ -57,6 +57,7 @@ class Daemon:
         self.learner = learner
         self.metrics = metrics
         self.stopping = threading.Event()
+        self.stop_signal: str | None = None
         self.started_at = time.time()
         self._next_heartbeat = 0.0
 
@@ -67,7 +68,9 @@ class Daemon:
             signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum, frame) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
+        # No logging here: the handler runs between two bytecodes of the main thread,
+        # possibly while that thread holds the log writer's lock (a self-deadlock).
+        self.stop_signal = signal.Signals(signum).name
         self.stopping.set()
 
     def run(self) -> int:
@@ -91,6 +94,7 @@ class Daemon:
                     self.handle(item)
                 self._heartbeat()
         finally:
+            log.info("stopping", signal=self.stop_signal)
             self._shutdown()
             gc.set_threshold(*previous)
             gc.unfreeze()

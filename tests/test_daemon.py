@@ -346,3 +346,18 @@ def test_a_failing_source_is_retried_not_fatal(parts, model):
         daemon.stopping.set()
         thread.join(10)
     assert not thread.is_alive() and source.failures == 0
+
+
+def test_signal_handler_only_sets_the_flag():
+    """A handler that logged could deadlock: it interrupts the main thread, which may be
+    holding the log writer's lock at that instant (seen as a rare hang on SIGTERM)."""
+    import signal as signals
+
+    from structlog.testing import capture_logs
+
+    daemon = Daemon.__new__(Daemon)
+    daemon.stopping, daemon.stop_signal = threading.Event(), None
+    with capture_logs() as logs:
+        daemon._on_signal(signals.SIGTERM, None)
+    assert daemon.stopping.is_set() and daemon.stop_signal == "SIGTERM"
+    assert logs == []
