@@ -35,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from monitor.config import DEFAULTS  # noqa: E402
 from monitor.evaluation import evaluate_model, metrics  # noqa: E402
 from monitor.model import Model  # noqa: E402
 from monitor.train import HIDDEN, build_vocabulary  # noqa: E402
@@ -140,7 +141,9 @@ def main() -> None:
         rows = [("daemon (online, prequential)", run["status"]["prequential_accuracy"],
                  prequential_macro_f1(run["state"], names))]
         rows.append(("daemon final model on test", *_acc_f1(daemon_model, texts, labels)))
-        single = offline(start, data, work / "b1.npz", ["--batch-size", "1", "--no-shuffle"])
+        daemon_lr = str(DEFAULTS["learning"]["learning_rate"])  # the daemon's η, not train's
+        single = offline(start, data, work / "b1.npz",
+                         ["--batch-size", "1", "--no-shuffle", "--lr", daemon_lr])
         rows.append(("train --batch-size 1 --no-shuffle, test", *_acc_f1(single, texts, labels)))
         default = offline(start, data, work / "b8.npz", [])
         rows.append(("train defaults (1 epoch), test", *_acc_f1(default, texts, labels)))
