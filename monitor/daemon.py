@@ -77,8 +77,7 @@ class Daemon:
         """Process items until stopped; 0 after a clean drain."""
         # HOOK (learner, issue 6): resume replays the journal before any new item
         if self.learner is not None:
-            replayed = self.learner.resume()
-            log.info("learner_resumed", replayed=replayed)
+            self.learner.resume()  # logs learning_resumed with what it replayed
         self._write_meta()
         previous = _tune_gc()
         self.outbox.start()

@@ -328,8 +328,8 @@ class RedisSource:
     # ------------------------------------------------------------------ shared state
 
     def filter_alerts(self, alerts: list) -> list:
-        """Before the outbox enqueue: the alerts this worker may send (reserved in Redis);
-        an alert another worker reserved and committed is dropped."""
+        """Before staging: the alerts this worker may send (reserved in Redis); an alert
+        another worker holds (done, or pending and not yet stale) is dropped."""
         if not alerts:
             return alerts
         mine = self.dedup.reserve(alert.alert_id for alert in alerts)
