@@ -113,8 +113,8 @@ def _as_lists(model, bags, picked: np.ndarray, drops: np.ndarray) -> list[list[d
     words = model.vocabulary.words
     owner = np.searchsorted(bags.indptr, picked, side="right") - 1
     per_post = np.bincount(owner, minlength=bags.shape[0]).tolist()
-    items = [{"word": words[w], "drop": round(d, 4)}
-             for w, d in zip(bags.indices[picked].tolist(), drops.tolist())]
+    items = [{"word": words[w], "drop": d}
+             for w, d in zip(bags.indices[picked].tolist(), np.round(drops, 4).tolist())]
     result, at = [], 0
     for count in per_post:
         result.append(items[at:at + count])

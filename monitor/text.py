@@ -25,8 +25,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from bisect import bisect_right
-from itertools import accumulate, chain
+from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
@@ -62,58 +61,14 @@ def _findall(text: str) -> list[str]:
     return (_TOKEN if "/" in text else _TOKEN_NO_SLASH).findall(text)
 
 
-# A batch of posts is tokenized in one pass: the plain ones (ASCII, no marks) joined by a
-# separator, letters and digits kept and everything else turned into spaces by one
-# str.translate, then one str.split: the same tokens as _PLAIN_WORD.findall per post.
-# The other posts go through _findall one by one, and their matches are spliced in.
-_SEPARATOR = "\x00"  # after every post; a batch containing it takes the per-post path
-_IRREGULAR_POST = "\x01"  # stands for a post that needs the full tokenizer
-_MARK_STRINGS = ("/", "@", "#", "'", "www.")  # _MARKS, less ’ (not ASCII)
-_PLAIN_SPACES = str.maketrans(
-    {c: " " for c in map(chr, range(128)) if not c.isalnum() and c not in "\x00\x01"}
-)
-
-
-def _batch_matches(texts: Sequence[str]) -> list[str] | None:
-    """Every _findall match of every post, each post followed by _SEPARATOR; None if a
-    post contains _SEPARATOR or _IRREGULAR_POST itself."""
-    joined = _SEPARATOR.join(texts)
-    if joined.count(_SEPARATOR) != len(texts) - 1 or _IRREGULAR_POST in joined:
-        return None
-    irregular = _irregular_posts(texts, joined)
-    if irregular:
-        plain = list(texts)
-        for i in irregular:
-            plain[i] = _IRREGULAR_POST
-        joined = _SEPARATOR.join(plain)
-    tokens = f"{joined}{_SEPARATOR}".replace(_SEPARATOR, f" {_SEPARATOR} ")
-    tokens = tokens.translate(_PLAIN_SPACES).split()
-    if not irregular:
-        return tokens
-    matches: list[str] = []
-    start = 0
-    for i in irregular:  # splice each irregular post's matches in place of its stand-in
-        at = tokens.index(_IRREGULAR_POST, start)
-        matches += tokens[start:at]
-        matches += _findall(texts[i])
-        start = at + 1
-    matches += tokens[start:]
-    return matches
-
-
-def _irregular_posts(texts: Sequence[str], joined: str) -> list[int]:
-    """Indices of the posts _findall does not read with _PLAIN_WORD: not ASCII, or with
-    a mark.  str.find over the joined batch jumps from mark to mark (posts with marks are
-    few), where a regex would step through every character."""
-    found = {i for i, text in enumerate(texts) if not text.isascii()}
-    starts = list(accumulate((len(text) + 1 for text in texts), initial=0))
-    for mark in _MARK_STRINGS:
-        at = joined.find(mark)
-        while at >= 0:
-            post = bisect_right(starts, at) - 1
-            found.add(post)
-            at = joined.find(mark, starts[post + 1])  # on to the next post
-    return sorted(found)
+# Tokens never span whitespace (no alternative of _TOKEN matches or starts with a
+# character str.isspace() calls whitespace, and re's \s is exactly that set), so a post's
+# matches are those of its whitespace-separated chunks, in order.  Posts repeat the same
+# chunks ("cookies", "#bananabread", "I'm", "lol!"), so the word ids of each distinct
+# chunk are cached (_ChunkIds) and a batch becomes one str.split and one dict lookup per
+# chunk, all in C; only an unseen chunk goes through the regex.
+_SEPARATOR = "\x00"  # a chunk of its own between posts; a batch containing it goes post by post
+_JOIN = f" {_SEPARATOR} "
 
 
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+|[^\W\d_]+")
@@ -176,6 +131,7 @@ class Vocabulary:
         self.words: list[str] = normalized
         self._token_ids = _TokenIds(self)
         self._match_ids = _MatchIds(self._token_ids)
+        self._chunk_ids = _ChunkIds(self._match_ids)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -194,6 +150,7 @@ class Vocabulary:
         if added:  # a token or match may now reach a new word
             self._token_ids.clear()
             self._match_ids.clear()
+            self._chunk_ids.clear()
         return added
 
     def segment(self, token: str) -> list[str]:
@@ -217,23 +174,23 @@ class Vocabulary:
 
         Row i is the sum of the one-hot vectors of the in-vocabulary tokens of post i.
         The same as ``bag_of_tokens([tokenize(t) for t in texts])``, without building
-        the token lists: each distinct match of the tokenizer is mapped to word ids once
-        (run-together words split as ``segment`` says).
+        the token lists: each distinct whitespace-separated chunk is tokenized and mapped
+        to word ids once (run-together words split as ``segment`` says).
         """
         if len(texts) == 1:  # one post: count in Python, skip scipy's duplicate summing
             return self._one_row(*self.word_counts(texts[0]))
-        matches = _batch_matches(texts)
-        if matches is None:  # a post contains the separator: one post at a time
-            ids_of = self._match_ids.__getitem__
+        joined = _JOIN.join(texts)
+        ids_of = self._chunk_ids.__getitem__
+        if joined.count(_SEPARATOR) != len(texts) - 1:  # a post contains the separator
             indptr = [0]
             ids: list[int] = []
             for text in texts:
-                ids.extend(chain.from_iterable(map(ids_of, _findall(text))))
+                ids.extend(self._ids(text))
                 indptr.append(len(ids))
             return self._counts_matrix(ids, indptr)
-        self._match_ids[_SEPARATOR] = (-1,)  # marks the end of a post
-        flat = np.fromiter(chain.from_iterable(map(self._match_ids.__getitem__, matches)),
-                           dtype=np.int64)
+        chunks = joined.split()
+        chunks.append(_SEPARATOR)  # _ChunkIds maps it to (-1,): the end of a post
+        flat = np.fromiter(chain.from_iterable(map(ids_of, chunks)), dtype=np.int64)
         ends = np.flatnonzero(flat < 0)  # (n_posts,): where each post's separator is
         indptr = np.concatenate(([0], ends - np.arange(len(ends))))
         return self._counts_matrix(flat[flat >= 0], indptr)
@@ -246,7 +203,7 @@ class Vocabulary:
         For the one-post-at-a-time paths, where building a scipy matrix costs more than
         the network does.
         """
-        ids = sorted(chain.from_iterable(map(self._match_ids.__getitem__, _findall(text))))
+        ids = sorted(self._ids(text))
         if len(set(ids)) == len(ids):
             return np.array(ids, dtype=np.int32), np.ones(len(ids))
         counted = Counter(ids)  # keeps the sorted order of first appearance
@@ -254,6 +211,12 @@ class Vocabulary:
             np.fromiter(counted.keys(), dtype=np.int32, count=len(counted)),
             np.fromiter(counted.values(), dtype=np.float64, count=len(counted)),
         )
+
+    def _ids(self, text: str) -> Iterable[int]:
+        """One post → the word ids of its tokens, in order."""
+        if _SEPARATOR in text:  # _ChunkIds keeps that chunk for the end of a post
+            return chain.from_iterable(map(self._match_ids.__getitem__, _findall(text)))
+        return chain.from_iterable(map(self._chunk_ids.__getitem__, text.split()))
 
     def bag_of_tokens(self, token_lists: Sequence[Sequence[str]]) -> sp.csr_matrix:
         """Tokenized posts → counts ``(n_posts, n_vocab)``; ids sorted within a row."""
@@ -360,6 +323,29 @@ class _MatchIds(dict):
             self.clear()
         self[match] = ids
         return ids
+
+
+class _ChunkIds(dict):
+    """Whitespace-separated chunk of a post → word ids of its matches (via _MatchIds)."""
+
+    LIMIT = 1 << 18  # distinct chunks kept; unique links and mentions must not grow it forever
+
+    def __init__(self, match_ids: _MatchIds):
+        super().__init__()
+        self.match_ids = match_ids
+        self.clear()
+
+    def __missing__(self, chunk: str) -> tuple[int, ...]:
+        ids = tuple(chain.from_iterable(map(self.match_ids.__getitem__, _findall(chunk))))
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[chunk] = ids
+        return ids
+
+    def clear(self) -> None:
+        """Forget every chunk but _SEPARATOR (→ (-1,), the end of a post in a batch)."""
+        super().clear()
+        self[_SEPARATOR] = (-1,)
 
 
 def _normalize_entry(word: str) -> str:

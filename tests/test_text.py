@@ -90,6 +90,51 @@ def test_batch_equals_one_by_one(texts):
         assert row.sum() == sum(len(vocab.segment(token)) for token in tokenize(text))
 
 
+# text that exercises the tokenizer: marks, links, emoji, apostrophes, Unicode spaces
+_POSTY = st.lists(
+    st.sampled_from(["banana", "Cookies", "#BananaBread", "#oatmealcookies", "@bob", "a",
+                     "bit.ly/x", "https://t.co/a b", "www.x.org", "don't", "’s", "🍌", "🍪",
+                     "😋", "0", "the", "x\x00y", "\u3000", "\u2028", "\xa0", "\x1c", "\t",
+                     " ", "\n", ".", "!", "'", "#", "/", "ＢＡＮＡＮＡ"])
+    | st.text(max_size=6),
+    max_size=12,
+).map("".join)
+
+
+@given(st.lists(_POSTY, min_size=1, max_size=8))
+def test_batch_ids_equal_the_tokenizer_on_each_whole_post(texts):
+    # the batch path reads whitespace-separated chunks (cached); tokenize() runs the
+    # regex over the whole post: the counts must be the same, word for word
+    vocab = Vocabulary(["banana", "cookie", "a", "the", "😋", "0", "bread", "oatmeal", "dont"])
+    expected = vocab.bag_of_tokens([tokenize(t) for t in texts]).toarray()
+    assert np.array_equal(vocab.bag_of_words(texts).toarray(), expected)
+    for text, row in zip(texts, expected):
+        ids, counts = vocab.word_counts(text)
+        assert np.array_equal(row[ids], counts) and counts.sum() == row.sum()
+
+
+def test_regex_whitespace_is_exactly_str_isspace():
+    # the premise of chunking a post with str.split(): no token contains or starts with
+    # a character that split() treats as whitespace, because \s is that very set
+    import re
+    import sys
+
+    space = re.compile(r"\s")
+    assert [hex(c) for c in range(sys.maxunicode + 1)
+            if bool(space.match(chr(c))) != chr(c).isspace()] == []
+
+
+def test_chunk_cache_overflow_mid_batch_keeps_post_boundaries(monkeypatch):
+    from monitor import text
+
+    monkeypatch.setattr(text._ChunkIds, "LIMIT", 3)  # cleared again and again in a batch
+    vocab = Vocabulary(["banana", "cookie"])
+    texts = [f"banana w{i} cookie x{i}" for i in range(50)] + ["", "cookie cookie"]
+    bags = vocab.bag_of_words(texts)
+    assert bags.shape == (52, 2)
+    assert bags.toarray().tolist() == [[1, 1]] * 50 + [[0, 0], [0, 2]]
+
+
 @given(st.text(max_size=30))
 def test_normalize_is_idempotent(word):
     assert normalize(normalize(word)) == normalize(word)
