@@ -48,7 +48,7 @@ def main() -> None:
         config = root / "bench.toml"
         config.write_text(f'[plugins.jsonl]\npath = "{alerts}"\n[plugins.log]\nenabled = false\n')
         print(f"load before start: {os.getloadavg()}  cpus: {os.cpu_count()}")
-        daemon = start_daemon(root, feed, config, args.model)
+        daemon = start_daemon(root, feed, config, args.model, args.workers)
         sampler = RssSampler(daemon.pid)
         sampler.start()
         try:
@@ -72,6 +72,8 @@ def parse_args() -> argparse.Namespace:
                         "else models/seed-multiclass.npz")
     parser.add_argument("--corpus", default="corpus/banana-cookie/train.jsonl")
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="run --workers N: scoring processes (default 1)")
     return parser.parse_args()
 
 
@@ -87,7 +89,8 @@ def stage_files(staging: Path, texts, posts: int, files: int, rng) -> list[str]:
     return names
 
 
-def start_daemon(root: Path, feed: Path, config: Path, model: str | None) -> subprocess.Popen:
+def start_daemon(root: Path, feed: Path, config: Path, model: str | None,
+                 workers: int) -> subprocess.Popen:
     if model is None:
         default = ROOT / "models" / "banana-cookie.npz"
         model = str(default if default.exists() else ROOT / "models" / "seed-multiclass.npz")
@@ -95,7 +98,8 @@ def start_daemon(root: Path, feed: Path, config: Path, model: str | None) -> sub
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANANA_MONITOR_")}
     return subprocess.Popen(
         [sys.executable, "-m", "monitor", "--log-json", "run", "--config", str(config),
-         "--feed", str(feed), "--state", str(root / "state"), "--model", model, "--no-learn"],
+         "--feed", str(feed), "--state", str(root / "state"), "--model", model, "--no-learn",
+         "--workers", str(workers)],
         cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=open(root / "daemon.log", "wb"),
     )
@@ -166,9 +170,10 @@ def latency(feed, state, alerts, log_path, texts, args, rng) -> None:
 
 
 def cpu_seconds(pid: int, thread: str | None = None):
-    """CPU seconds (user + system) of ``pid``'s main thread and of its other threads
-    (outbox, observer, ...): {"main": s, "other threads": s}; with ``thread``, one of
-    them.  A busy machine slows the wall clock, not these."""
+    """CPU seconds (user + system) of ``pid``'s main thread, of its other threads
+    (outbox, observer, ...) and of its worker processes (--workers N):
+    {"main": s, "other threads": s, "workers": s}; with ``thread``, one of them.  A busy
+    machine slows the wall clock, not these."""
     ticks = os.sysconf("SC_CLK_TCK")
     totals: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -179,7 +184,25 @@ def cpu_seconds(pid: int, thread: str | None = None):
         name = "main" if task.name == str(pid) else "other threads"
         fields = stat[stat.rindex(")") + 2:].split()
         totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    for child in children(pid):
+        try:
+            stat = Path(f"/proc/{child}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        totals["workers"] = totals.get("workers", 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return totals if thread is None else totals.get(thread, 0.0)
+
+
+def children(pid: int) -> list[int]:
+    """The process ids of ``pid``'s children (its worker processes)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
 def read_new(path: Path, offset: int, seen: set[str]) -> int:
@@ -230,12 +253,20 @@ def poll(predicate, timeout: float, interval: float = 0.05) -> float:
     raise SystemExit("timed out")
 
 
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def pct(values, q) -> float:
     return float(np.percentile(np.asarray(values) * 1000.0, q))
 
 
 class RssSampler(threading.Thread):
-    """VmRSS of a process every 0.25 s."""
+    """VmRSS of a process and its worker processes (summed) every 0.25 s."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -244,12 +275,15 @@ class RssSampler(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(0.25):
             try:
-                with open(f"/proc/{self.pid}/status") as handle:
-                    for line in handle:
-                        if line.startswith("VmRSS:"):
-                            self.samples.append(int(line.split()[1]) / 1024)
+                total = rss_mib(self.pid)
             except OSError:
                 return
+            for child in children(self.pid):
+                try:
+                    total += rss_mib(child)
+                except OSError:
+                    pass
+            self.samples.append(total)
 
     def stop(self) -> None:
         self.stopping.set()

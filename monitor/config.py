@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "text_field": "text",
     "id_field": "id",
     "batch_size": 4096,  # posts per scoring batch
+    "workers": 1,  # scoring processes over the feed directory (monitor/workers.py)
     "metrics_port": None,
     "metrics_host": "127.0.0.1",
     "alerts": {"classes": ["banana", "cookie"], "threshold": 0.5, "thresholds": {}},
@@ -80,6 +81,7 @@ class Settings:
     text_field: str
     id_field: str
     batch_size: int
+    workers: int
     metrics_port: int | None
     metrics_host: str
     alerts: AlertSettings
@@ -224,6 +226,7 @@ def _build(raw: dict[str, Any], path: Path | None) -> Settings:
         text_field=_string(raw, "text_field"),
         id_field=_string(raw, "id_field"),
         batch_size=int(_number(raw, "batch_size", minimum=1)),
+        workers=_whole(raw, "workers", minimum=1, maximum=64),
         metrics_port=_optional_port(raw.get("metrics_port")),
         metrics_host=_string(raw, "metrics_host"),
         alerts=AlertSettings(
@@ -270,6 +273,13 @@ def _number(table, key, minimum=None, maximum=None, name=None) -> float:
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ConfigError(f"{name} must be within [{minimum}, {maximum}], got {value!r}")
     return float(value)
+
+
+def _whole(table, key, minimum: int, maximum: int) -> int:
+    value = _number(table, key, minimum, maximum)
+    if value != int(value):
+        raise ConfigError(f"{key} must be a whole number, got {table[key]!r}")
+    return int(value)
 
 
 def _string_list(value, name: str) -> list[str]:

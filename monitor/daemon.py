@@ -58,6 +58,13 @@ class Daemon:
         self.metrics = metrics
         self.stopping = threading.Event()
         self.stop_signal: str | None = None
+        # with workers > 1 (monitor/workers.py): the coordinator's pool of scoring
+        # processes; in a worker, its index, where its labelled posts go, and what
+        # brings it the learner's new model versions
+        self.pool = None
+        self.worker: int | None = None
+        self.label_sink = None
+        self.follower = None
         self.started_at = time.time()
         self._next_heartbeat = 0.0
 
@@ -84,9 +91,13 @@ class Daemon:
         self.source.start()
         self._settle_staged()  # HOOK (redis workers, issue 8): what a kill left staged
         log.info("daemon_started", source=self.source.name, model_version=self.scoring_model.version,
-                 pid=os.getpid())
+                 pid=os.getpid(), worker=self.worker)
+        if self.pool is not None:
+            self.pool.start()
         try:
             while not self.stopping.is_set():
+                if self.pool is not None:  # workers > 1: restart a worker that died
+                    self.pool.check()
                 self._sync_cluster_model()  # HOOK (redis workers, issue 8)
                 item = self._next_item()
                 if item is not None:
@@ -112,12 +123,15 @@ class Daemon:
         return None
 
     def _shutdown(self) -> None:
+        if self.pool is not None:  # the workers drain first: their alerts reach the outbox
+            self.pool.stop()
         self.source.stop()
         self.outbox.stop(DRAIN_SECONDS)
         # HOOK (learner, issue 6): the final checkpoint
         if self.learner is not None:
             self.learner.maybe_checkpoint(force=True)
-        self.ledger.set_meta(stopped_at=time.time(), heartbeat=time.time())
+        if self.worker is None:
+            self.ledger.set_meta(stopped_at=time.time(), heartbeat=time.time())
         log.info("daemon_stopped", uptime=round(time.time() - self.started_at, 3))
 
     @property
@@ -203,6 +217,13 @@ class Daemon:
                 if labelled:
                     outcomes = self.learner.observe(conn, labelled)
                     item.errors.extend(_quarantined_labels(labelled, outcomes))
+            elif self.label_sink is not None:  # a worker: the coordinator's learner learns them
+                labelled = [post for post in item.posts if post.label is not None]
+                if labelled:
+                    self.label_sink(conn, item, labelled)
+            in_transaction = getattr(self.source, "in_transaction", None)
+            if in_transaction is not None:  # the inbox source: its rows leave with the journal
+                in_transaction(conn, item)
             # HOOK (redis workers, issue 8): an alert another worker took is not ours; the
             # rest are staged and enter the outbox once settled in Redis after the COMMIT
             alerts = getattr(self.source, "filter_alerts", lambda alerts: alerts)(alerts)
@@ -211,12 +232,16 @@ class Daemon:
                 new_alerts = stage(conn, alerts) if alerts else 0
             else:
                 new_alerts = self.outbox.enqueue(conn, alerts) if alerts else 0
-            Ledger.mark_done(
-                conn, item.key, item.source_name, item.name,
-                [post.id for post in item.posts], labels or [], new_alerts, len(item.errors),
-                status="rejected" if item.rejected else "done", reason=item.rejected,
-            )
+            if getattr(self.source, "ledger_items", True):
+                Ledger.mark_done(
+                    conn, item.key, item.source_name, item.name,
+                    [post.id for post in item.posts], labels or [], new_alerts,
+                    len(item.errors), status="rejected" if item.rejected else "done",
+                    reason=item.rejected,
+                )
         self._settle_staged()
+        if new_alerts and getattr(self.outbox, "notify", None) is not None:
+            self.outbox.notify()  # a worker: the coordinator delivers them
         return new_alerts
 
     def _settle_staged(self) -> None:
@@ -258,11 +283,12 @@ class Daemon:
     def _sync_cluster_model(self) -> None:
         """HOOK (redis workers, issue 8): a scorer swaps in the model version the learner
         published; the learner publishes each new version (checkpoint, rollback, start)."""
-        update = getattr(self.source, "model_update", None)
+        update = getattr(self.source, "model_update", None) or getattr(self.follower, "poll", None)
         model = update() if update is not None else None
         if model is not None and self.learner is None:
             previous, self.model = self.model.version, model
-            self.ledger.set_meta(model_version=model.version)
+            if self.worker is None:
+                self.ledger.set_meta(model_version=model.version)
             log.info("model_swapped", version=model.version, previous=previous)
         publish = getattr(self.source, "publish_model", None)
         if publish is not None and self.learner is not None and self.learner.version:
@@ -276,10 +302,13 @@ class Daemon:
 
     def _write_meta(self) -> None:
         model = self.scoring_model
+        if self.worker is not None:  # the coordinator writes the daemon's meta
+            self.ledger.set_meta(**{f"worker{self.worker}_pid": os.getpid()})
+            return
         self.ledger.set_meta(
             pid=os.getpid(), started_at=self.started_at, heartbeat=self.started_at,
             stopped_at=None, model_version=model.version, source=self.source.name,
-            model_path=self.settings.model,
+            model_path=self.settings.model, workers=getattr(self.settings, "workers", 1),
         )
 
     def _heartbeat(self) -> None:
@@ -289,6 +318,8 @@ class Daemon:
             if self.learner is not None:  # HOOK (learner, issue 6): rollback while idle
                 self.learner.poll()
             self._settle_staged()  # HOOK (redis workers, issue 8): after a Redis outage
+            if self.worker is not None:  # the coordinator writes the daemon's heartbeat
+                return
             backlog = getattr(self.source, "backlog", lambda: None)()
             self.ledger.set_meta(heartbeat=time.time(), backlog=backlog,
                                  model_version=self.scoring_model.version)
@@ -296,6 +327,10 @@ class Daemon:
 
 def build(settings, model, pm, metrics=None) -> Daemon:
     """A Daemon for ``settings``: source, ledger, outbox, rules and (optional) learner."""
+    if getattr(settings, "workers", 1) > 1:  # the coordinator of N scoring processes
+        from monitor.workers import build_coordinator
+
+        return build_coordinator(settings, model, pm, metrics)
     from monitor.outbox import Outbox
     from monitor.rules import AlertRules
     from monitor.sources import open_source

@@ -93,6 +93,11 @@ class Ledger:
 
     # ------------------------------------------------------------------ items and posts
 
+    def query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """A read outside any transaction (a WAL snapshot: never blocks the writers)."""
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
     def is_done(self, key: str) -> bool:
         with self._lock:
             row = self.conn.execute("SELECT 1 FROM items WHERE key = ?", (key,)).fetchone()

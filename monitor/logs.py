@@ -7,11 +7,16 @@ import sys
 
 import structlog
 
+# what configure_logging was last given (level, json), for worker processes to repeat
+CONFIGURED: tuple[str, bool] = ("info", True)
+
 
 def configure_logging(level: str = "info", json_logs: bool | None = None) -> None:
     """Route structlog to stderr at ``level``; ``json_logs=None`` picks by TTY."""
+    global CONFIGURED
     if json_logs is None:
         json_logs = not sys.stderr.isatty()
+    CONFIGURED = (level, json_logs)
     renderer = (
         structlog.processors.JSONRenderer()
         if json_logs

@@ -197,8 +197,13 @@ def _serve(jobs: SimpleQueue) -> None:
 class Outbox:
     """Persistent, per-plugin alert delivery (see the module docstring)."""
 
-    def __init__(self, ledger: Any, pm: Any, settings: Any = None):
+    def __init__(self, ledger: Any, pm: Any, settings: Any = None,
+                 notify: Callable[[], None] | None = None):
+        """``notify``: enqueue only, never deliver (a scoring worker, monitor/workers.py);
+        the daemon calls it after committing new alerts, to wake the process that
+        delivers them."""
         self.ledger = ledger
+        self.notify = notify
         self.pm = pm
         self.settings = settings
         self.cfg = OutboxSettings.from_settings(settings)
@@ -241,7 +246,7 @@ class Outbox:
     # -- the worker threads ----------------------------------------------------------
     def start(self) -> None:
         """Start one delivery worker per active plugin (each calls monitor_start first)."""
-        if self._workers:
+        if self._workers or self.notify is not None:
             return
         seeds = np.random.SeedSequence(self.cfg.seed).spawn(max(len(self.plugins), 1))
         tables = plugin_tables(self.settings)

@@ -44,10 +44,16 @@ class Metrics:
         self.port = self.server.server_port
 
     def observe_item(self, item, new_alerts: int, latency: float | None) -> None:
-        self.items.labels(status="rejected" if item.rejected else "done").inc()
-        self.posts.inc(len(item.posts))
+        self.observe(bool(item.rejected), len(item.posts), new_alerts, len(item.errors),
+                     latency)
+
+    def observe(self, rejected: bool, posts: int, new_alerts: int, quarantined: int,
+                latency: float | None) -> None:
+        """One item's figures (also what a worker process sends, monitor/workers.py)."""
+        self.items.labels(status="rejected" if rejected else "done").inc()
+        self.posts.inc(posts)
         self.alerts.inc(new_alerts)
-        self.quarantined.inc(len(item.errors))
+        self.quarantined.inc(quarantined)
         if latency is not None:
             self.latency.observe(max(latency, 0.0))
 

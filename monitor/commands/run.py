@@ -29,8 +29,10 @@ from monitor.commands.common import CommandError, load_model
 @click.option("--id-field", metavar="NAME", help="JSON field holding the id [id].")
 @click.option("--metrics-port", type=int, metavar="PORT",
               help="Serve Prometheus metrics on 127.0.0.1:PORT (needs the metrics extra).")
+@click.option("--workers", type=click.IntRange(1, 64), metavar="N",
+              help="Scoring processes over the feed directory [1] (README: Using every core).")
 def run(config_path, feed, model, state, learn, polling, source, role, consumer, settle,
-        text_field, id_field, metrics_port) -> None:
+        text_field, id_field, metrics_port, workers) -> None:
     """Watch the feed directory, score every post, send alerts; stop with SIGTERM/SIGINT."""
     from monitor.config import ConfigError, load_settings
 
@@ -38,7 +40,7 @@ def run(config_path, feed, model, state, learn, polling, source, role, consumer,
         settings = load_settings(
             config_path, feed=feed, model=model, state=state, polling=polling,
             source=source, settle=settle, text_field=text_field, id_field=id_field,
-            metrics_port=metrics_port, learning__enabled=learn,
+            metrics_port=metrics_port, workers=workers, learning__enabled=learn,
             redis__role=role, redis__consumer=consumer,
         )
     except ConfigError as error:

@@ -22,6 +22,7 @@ import os
 import queue
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,8 +86,10 @@ class DirectorySource:
         text_field: str = "text",
         id_field: str = "id",
         max_file_bytes: int = 256 * 1024 * 1024,
+        partition: tuple[int, int] = (0, 1),
     ):
         self.feed_dir = Path(feed_dir).absolute()
+        self.partition = partition  # (index, count): this worker's share of file names
         self.name = f"dir:{self.feed_dir}"
         self.polling = polling
         self.settle = settle
@@ -217,6 +220,8 @@ class DirectorySource:
     def _note(self, kind: str, path: Path) -> None:
         if path.parent != self.feed_dir or not feed.is_candidate_name(path.name):
             return
+        if not self._mine(path.name):
+            return
         if path.name in self._in_flight:
             return
         if self.polling and kind != CLOSED:
@@ -233,6 +238,8 @@ class DirectorySource:
         self._next_rescan = time.monotonic() + self.rescan_interval
         present = set()
         for path in feed.list_candidates(self.feed_dir):
+            if not self._mine(path.name):
+                continue
             present.add(path.name)
             if path.name not in self._pending and path.name not in self._in_flight:
                 self._pending[path.name] = _Pending(SEEN, changed_at=time.monotonic())
@@ -283,11 +290,22 @@ class DirectorySource:
         ready.sort()
         return [name for _, name in ready]
 
+    def _mine(self, name: str) -> bool:
+        """Whether this worker owns the file name (every name has exactly one owner)."""
+        index, count = self.partition
+        return count == 1 or partition_of(name, count) == index
+
     def _is_complete(self, state: _Pending, now_mono: float, now: float) -> bool:
         quiet = now_mono - state.changed_at
         if state.status == WRITING:
             return quiet >= self.write_timeout
         return quiet >= self.settle or now - state.mtime >= self.settle + 1.0
+
+
+def partition_of(name: str, count: int) -> int:
+    """The worker (0 … count − 1) that owns a feed file name: a stable hash, the same in
+    every process and run (Python's hash() of a str is salted per process)."""
+    return zlib.crc32(os.fsencode(name)) % count
 
 
 def _mtime_or_now(path: Path) -> float:
