@@ -47,4 +47,7 @@ class Alert:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
+        """An alert from its dict; keys other than FIELDS are ignored."""
+        if len(data) == len(FIELDS) and all(map(data.__contains__, FIELDS)):
+            return cls(**data)  # the outbox's own payloads: exactly FIELDS
         return cls(**{name: data[name] for name in FIELDS if name in data})

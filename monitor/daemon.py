@@ -261,8 +261,8 @@ class Daemon:
     def _log_item(self, item: WorkItem, alerts: int, new_alerts: int, started: float) -> None:
         now = time.time()
         latency = now - item.ready_at if item.ready_at else None
-        if self.metrics is not None:
-            self.metrics.observe_item(item, new_alerts, latency)
+        if self.metrics is not None and getattr(self.source, "ledger_items", True):
+            self.metrics.observe_item(item, new_alerts, latency)  # not the inbox's again
         event = "item_rejected" if item.rejected else "item_done"
         log.info(
             event,

@@ -33,6 +33,8 @@ def configure_logging(level: str = "info", json_logs: bool | None = None) -> Non
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # one write() per event (line + newline): worker processes (run --workers) share
+        # the stderr file, and print()'s separate newline write let their lines interleave
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )

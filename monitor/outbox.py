@@ -325,11 +325,12 @@ class Outbox:
         if not alert_ids:
             return
         now = time.time()
-        with self.ledger.transaction() as conn:
-            conn.executemany(
+        with self.ledger.transaction() as conn:  # one statement: the ids as a JSON array
+            conn.execute(
                 "UPDATE outbox_deliveries SET status = 'delivered', last_error = NULL,"
-                " updated_at = ? WHERE alert_id = ? AND plugin = ?",
-                [(now, alert_id, plugin) for alert_id in alert_ids],
+                " updated_at = ? WHERE plugin = ?"
+                " AND alert_id IN (SELECT value FROM json_each(?))",
+                (now, plugin, _json_array(alert_ids)),
             )
 
     def mark_failed(self, plugin: str, alert_id: str, attempts: int, error: str,
@@ -353,6 +354,10 @@ class Outbox:
                  for status, (alert_id, attempts) in zip(statuses, failures)],
             )
         return statuses
+
+
+def _json_array(strings: list[str]) -> str:
+    return json.dumps(strings, ensure_ascii=False)
 
 
 class _PluginWorker(threading.Thread):

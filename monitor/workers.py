@@ -26,7 +26,9 @@ What differs: a worker scores with the learner's latest *checkpoint* (a version,
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sqlite3
@@ -39,7 +41,7 @@ import structlog
 log = structlog.get_logger("monitor.workers")
 
 RESTART_SECONDS = 1.0  # a worker that died is started again after this
-STOP_SECONDS = 15.0  # how long a worker may drain after SIGTERM before it is killed
+STOP_SECONDS = 6.0  # how long a worker may drain after SIGTERM before it is killed
 FOLLOW_SECONDS = 0.5  # how often a worker looks for a new model version
 
 
@@ -81,10 +83,13 @@ class WorkerPool:
         self.outbox = outbox
         self.metrics = metrics
         self.context = multiprocessing.get_context("spawn")  # no inherited threads or locks
-        self.wake = self.context.Event()  # a worker committed alerts
-        self.observations = self.context.SimpleQueue() if metrics is not None else None
         self.log_config = CONFIGURED
         self.processes: list[Any] = [None] * count
+        # one pipe per worker process, worker → coordinator: ("wake",) after a commit with
+        # new alerts, ("item", ...) an item's figures for the metrics.  Never a lock shared
+        # between processes: a worker killed mid-message breaks only its own pipe.
+        self._pipes: list[Any] = []
+        self._pipes_lock = threading.Lock()
         self.restart_at = [0.0] * count
         self.restarts = 0
         self.stopping = threading.Event()
@@ -93,9 +98,7 @@ class WorkerPool:
     def start(self) -> None:
         for index in range(self.count):
             self._spawn(index)
-        self._thread(self._forward_wakes, "workers-wake")
-        if self.observations is not None:
-            self._thread(self._forward_metrics, "workers-metrics")
+        self._thread(self._listen, "workers-listen")
         log.info("workers_started", workers=self.count,
                  pids=[process.pid for process in self.processes])
 
@@ -127,22 +130,27 @@ class WorkerPool:
         deadline = time.monotonic() + STOP_SECONDS
         for process in alive:
             process.join(max(deadline - time.monotonic(), 0.0))
-            if process.is_alive():
-                log.error("worker_stop_timeout", pid=process.pid)
+            if process.is_alive():  # its stacks to stderr (faulthandler), then SIGKILL:
+                log.error("worker_stop_timeout", pid=process.pid)  # as safe as a crash
+                os.kill(process.pid, signal.SIGUSR1)
+                process.join(0.5)
                 process.kill()
                 process.join(5)
-        self.wake.set()  # lets the wake thread see stopping
         for thread in self._threads:
             thread.join(2)
         log.info("workers_stopped", workers=self.count, restarts=self.restarts)
 
     def _spawn(self, index: int) -> None:
+        reader, writer = self.context.Pipe(duplex=False)
         process = self.context.Process(
             target=worker_main, name=f"banana-monitor-worker-{index}", daemon=False,
-            args=(self.settings, index, self.count, self.wake, self.observations,
+            args=(self.settings, index, self.count, writer, self.metrics is not None,
                   os.getpid(), self.log_config),
         )
         process.start()
+        writer.close()  # the worker has its copy: EOF here when it exits
+        with self._pipes_lock:
+            self._pipes.append(reader)
         self.processes[index] = process
 
     def _thread(self, target, name: str) -> None:
@@ -150,35 +158,41 @@ class WorkerPool:
         thread.start()
         self._threads.append(thread)
 
-    def _forward_wakes(self) -> None:
-        """A worker's commit → the coordinator's outbox looks for due deliveries now."""
+    def _listen(self) -> None:
+        """The workers' messages: a commit with alerts → the outbox looks for due
+        deliveries now; an item's figures → the metrics."""
         while not self.stopping.is_set():
-            if self.wake.wait(1.0):
-                self.wake.clear()
-                self.outbox.wake()
-
-    def _forward_metrics(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                observation = self.observations.get()
-            except (EOFError, OSError):
-                return
-            if observation is None:
-                return
-            self.metrics.observe(*observation)
+            with self._pipes_lock:
+                pipes = list(self._pipes)
+            for pipe in multiprocessing.connection.wait(pipes, timeout=0.5):
+                try:
+                    message = pipe.recv()
+                except (EOFError, OSError):  # the worker exited (or died mid-message)
+                    with self._pipes_lock:
+                        self._pipes.remove(pipe)
+                    pipe.close()
+                    continue
+                try:
+                    if message[0] == "wake":
+                        self.outbox.wake()
+                    elif message[0] == "item" and self.metrics is not None:
+                        self.metrics.observe(*message[1:])
+                except Exception:  # noqa: BLE001 - a bad message must not end the thread
+                    log.exception("worker_message_failed", message=repr(message)[:200])
 
 
 # ---------------------------------------------------------------------- worker
 
-def worker_main(settings, index: int, count: int, wake, observations, parent_pid: int,
+def worker_main(settings, index: int, count: int, pipe, metrics: bool, parent_pid: int,
                 log_config: tuple[str, bool]) -> None:
     """A spawned worker process: score the files of partition ``index`` until stopped."""
     from monitor.logs import configure_logging
 
     configure_logging(*log_config)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # WorkerPool.stop: why stuck?
     _die_with_parent(parent_pid)
     structlog.contextvars.bind_contextvars(worker=index)
-    daemon = build_worker(settings, index, count, wake, observations)
+    daemon = build_worker(settings, index, count, pipe, metrics)
     daemon.install_signal_handlers()
     watcher = threading.Thread(target=_watch_parent, args=(parent_pid, daemon.stopping),
                                name="parent-watch", daemon=True)
@@ -186,7 +200,7 @@ def worker_main(settings, index: int, count: int, wake, observations, parent_pid
     raise SystemExit(daemon.run())
 
 
-def build_worker(settings, index: int, count: int, wake=None, observations=None):
+def build_worker(settings, index: int, count: int, pipe=None, metrics: bool = False):
     """A worker's Daemon: the directory partition ``index`` of ``count``, no learner,
     labelled posts to the inbox, alerts enqueued for the coordinator to deliver."""
     from monitor.commands.common import load_model
@@ -202,12 +216,13 @@ def build_worker(settings, index: int, count: int, wake=None, observations=None)
     follower = VersionFollower(ledger, settings.state)
     model = follower.poll(force=True) or load_model(settings.model)
     pm = get_plugin_manager(settings=settings)  # the active plugins: one delivery row each
-    outbox = Outbox(ledger, pm, settings, notify=wake.set if wake is not None else _no_wake)
+    outbox = Outbox(ledger, pm, settings,
+                    notify=(lambda: _send(pipe, ("wake",))) if pipe is not None else _no_wake)
     source = open_source(settings)
     source.partition = (index, count)
-    metrics = _MetricsProxy(observations) if observations is not None else None
+    proxy = _MetricsProxy(pipe) if metrics and pipe is not None else None
     daemon = Daemon(settings, model, source, ledger, outbox, AlertRules(settings, model),
-                    None, metrics)
+                    None, proxy)
     daemon.worker = index
     daemon.label_sink = inbox.put
     daemon.follower = follower
@@ -216,6 +231,14 @@ def build_worker(settings, index: int, count: int, wake=None, observations=None)
 
 def _no_wake() -> None:
     pass
+
+
+def _send(pipe, message: tuple) -> None:
+    """To the coordinator; if it is gone, nothing (this worker is being stopped)."""
+    try:
+        pipe.send(message)
+    except OSError:
+        pass
 
 
 class VersionFollower:
@@ -256,12 +279,12 @@ class VersionFollower:
 class _MetricsProxy:
     """In a worker: the Metrics interface the daemon calls, sent to the coordinator."""
 
-    def __init__(self, observations):
-        self.observations = observations
+    def __init__(self, pipe):
+        self.pipe = pipe
 
     def observe_item(self, item, new_alerts: int, latency: float | None) -> None:
-        self.observations.put((bool(item.rejected), len(item.posts), new_alerts,
-                               len(item.errors), latency))
+        _send(self.pipe, ("item", bool(item.rejected), len(item.posts), new_alerts,
+                          len(item.errors), latency))
 
 
 def _die_with_parent(parent_pid: int) -> None:

@@ -48,6 +48,7 @@ def collect(settings) -> dict:
         "pid": int(meta["pid"]) if running else None,
         "uptime": round(time.time() - started, 3) if running and started else None,
         "source": meta.get("source"),
+        "workers": _int(meta.get("workers")) or 1,  # scoring processes (run --workers)
         "model_version": (learning or {}).get("model_version") or _int(meta.get("model_version")),
         "items": counts["items"],
         "posts": counts["posts"],
