@@ -113,6 +113,26 @@ def test_inbox_put_skips_a_file_another_worker_already_committed(make_ledger):
     assert ledger.query("SELECT COUNT(*) FROM label_inbox") == [(1,)]
 
 
+def test_labels_the_learner_refuses_are_quarantined_like_bad_lines(make_ledger, tmp_path):
+    import json
+
+    from monitor.sources.base import BadLine
+
+    ledger = make_ledger()
+    source = inbox.InboxSource(ledger, tmp_path)
+    posts = [Post("u1", "banana", "durian")]
+    with ledger.transaction() as conn:
+        inbox.put(conn, _item("sha256:u", "u.jsonl", posts), posts)
+    item = source.next_batch(0.0)
+    item.errors.append(BadLine(0, "post u1: unknown label 'durian'", b'{"id": "u1"}'))
+    source.ack(item)
+    [reason] = (tmp_path / "quarantine").glob("u.jsonl.labels.*.reason.json")
+    record = json.loads(reason.read_text())
+    assert record["file"] == "u.jsonl.labels"
+    assert record["errors"] == [{"file": "u.jsonl.labels", "line": 0,
+                                 "error": "post u1: unknown label 'durian'"}]
+
+
 # ---------------------------------------------------------------------- end to end
 
 LEARN = "[learning]\ncheckpoint_every = 5\n"
