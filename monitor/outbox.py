@@ -75,6 +75,10 @@ except ImportError:  # pragma: no cover - orjson is a core dependency
         """The alert's FIELDS as JSON (a plain getattr: dataclasses.asdict deep-copies)."""
         return json.dumps({name: getattr(alert, name) for name in FIELDS}, ensure_ascii=False)
 
+# the payload format, public for sources that keep alerts before they enter the outbox
+alert_payload = _payload
+load_payload = _loads
+
 log = structlog.get_logger("monitor.outbox")
 
 SCHEMA = """

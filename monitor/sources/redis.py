@@ -346,16 +346,18 @@ class RedisSource:
 
     def stage_alerts(self, conn, alerts: list) -> int:
         """Inside the ledger transaction: keep the alerts for ``settle_staged``."""
+        from monitor.outbox import alert_payload
         conn.execute(_STAGE_SCHEMA)
         conn.executemany(
             "INSERT OR IGNORE INTO redis_staged_alerts (alert_id, alert) VALUES (?, ?)",
-            [(a.alert_id, json.dumps(a.to_dict(), ensure_ascii=False)) for a in alerts],
+            [(a.alert_id, alert_payload(a)) for a in alerts],
         )
         return len(alerts)
 
     def settle_staged(self, ledger, outbox) -> int:
         """After a commit (and at start): staged alerts still ours → the outbox."""
         from monitor.alerts import Alert
+        from monitor.outbox import load_payload
 
         with ledger.transaction() as conn:
             conn.execute(_STAGE_SCHEMA)
@@ -363,7 +365,8 @@ class RedisSource:
         if not rows:
             return 0
         mine = self.dedup.settle(alert_id for alert_id, _ in rows)
-        alerts = [Alert.from_dict(json.loads(raw)) for alert_id, raw in rows if alert_id in mine]
+        alerts = [Alert.from_dict(load_payload(raw)) for alert_id, raw in rows
+                  if alert_id in mine]
         with ledger.transaction() as conn:
             added = outbox.enqueue(conn, alerts) if alerts else 0
             conn.executemany("DELETE FROM redis_staged_alerts WHERE alert_id = ?",
