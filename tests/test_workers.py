@@ -292,6 +292,40 @@ def test_kill9_loop_of_the_coordinator_with_workers(daemon_process, rng):
     assert not any((daemon.feed / name).exists() for name in files)
 
 
+@pytest.mark.slow
+def test_metrics_count_every_workers_items_once(daemon_process, rng):
+    import urllib.request
+
+    from tests.test_daemon_e2e import free_port
+
+    daemon = daemon_process("[plugins.log]\nenabled = false\n")
+    port = free_port()
+    daemon.start("--workers", "2", "--learn", "--metrics-port", str(port))
+    daemon.wait_for(lambda: started(daemon), what="workers")
+    files = {f"m{n}.jsonl": make_posts(f"m{n}", 25, rng) for n in range(8)}
+    for posts in files.values():
+        posts[0]["label"] = "banana"  # learned by the coordinator: not a second item
+    for name, posts in files.items():
+        drop(daemon.feed, name, jsonl(posts))
+    daemon.wait_for(lambda: len(daemon.processed()) == 8, what="8 files")
+    daemon.wait_for(lambda: all_delivered(daemon) and ledger_rows(
+        daemon.state, "SELECT COUNT(*) FROM label_inbox") == [(0,)], what="deliveries")
+    new_alerts = ledger_rows(daemon.state, "SELECT SUM(alerts) FROM items")[0][0]
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def metric(name: str) -> float:
+        for line in urllib.request.urlopen(url).read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"{name} not served")
+
+    daemon.wait_for(lambda: metric("banana_monitor_posts_total") == 200, what="metrics")
+    assert metric('banana_monitor_items_total{status="done"}') == 8
+    assert metric("banana_monitor_alerts_total") == new_alerts > 0
+    assert metric("banana_monitor_item_latency_seconds_count") == 8
+    assert daemon.signal(signal.SIGTERM) == 0
+
+
 def test_workers_need_the_feed_directory(cli, tmp_path):
     result = cli("run", "--feed", str(tmp_path / "feed"), "--state", str(tmp_path / "state"),
                  "--workers", "2", "--source", "redis://127.0.0.1:1/0")
