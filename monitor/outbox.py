@@ -287,13 +287,12 @@ class Outbox:
 
     def _has_due(self, plugins: list[str]) -> bool:
         marks = ",".join("?" * len(plugins))
-        with self.ledger.transaction() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM outbox_deliveries WHERE status = 'pending'"
-                f" AND next_attempt_at <= ? AND plugin IN ({marks}) LIMIT 1",
-                (time.time(), *plugins),
-            ).fetchone()
-        return row is not None
+        rows = self.ledger.query(
+            "SELECT 1 FROM outbox_deliveries WHERE status = 'pending'"
+            f" AND next_attempt_at <= ? AND plugin IN ({marks}) LIMIT 1",
+            (time.time(), *plugins),
+        )
+        return bool(rows)
 
     # -- reading ---------------------------------------------------------------------
     def stats(self) -> dict[str, dict[str, int]]:
@@ -311,14 +310,13 @@ class Outbox:
     # -- used by the workers ---------------------------------------------------------
     def due(self, plugin: str, limit: int) -> list[tuple[str, int, Alert]]:
         """Up to ``limit`` deliveries of ``plugin`` whose time has come, oldest first."""
-        with self.ledger.transaction() as conn:
-            rows = conn.execute(
-                "SELECT d.alert_id, d.attempts, a.payload FROM outbox_deliveries d"
-                " JOIN outbox_alerts a ON a.alert_id = d.alert_id"
-                " WHERE d.plugin = ? AND d.status = 'pending' AND d.next_attempt_at <= ?"
-                " ORDER BY d.next_attempt_at, d.rowid LIMIT ?",
-                (plugin, time.time(), limit),
-            ).fetchall()
+        rows = self.ledger.query(  # a snapshot read: never waits for a writer's commit
+            "SELECT d.alert_id, d.attempts, a.payload FROM outbox_deliveries d"
+            " JOIN outbox_alerts a ON a.alert_id = d.alert_id"
+            " WHERE d.plugin = ? AND d.status = 'pending' AND d.next_attempt_at <= ?"
+            " ORDER BY d.next_attempt_at, d.rowid LIMIT ?",
+            (plugin, time.time(), limit),
+        )
         return [(row[0], row[1], Alert.from_dict(_loads(row[2]))) for row in rows]
 
     def mark_delivered(self, plugin: str, alert_id: str) -> None:
