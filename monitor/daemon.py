@@ -126,6 +126,7 @@ class Daemon:
         if self.pool is not None:  # the workers drain first: their alerts reach the outbox
             self.pool.stop()
         self.source.stop()
+        self._flush_digests()
         self.outbox.stop(DRAIN_SECONDS)
         # HOOK (learner, issue 6): the final checkpoint
         if self.learner is not None:
@@ -243,6 +244,23 @@ class Daemon:
         if new_alerts and getattr(self.outbox, "notify", None) is not None:
             self.outbox.notify()  # a worker: the coordinator delivers them
         return new_alerts
+
+    def _flush_digests(self) -> None:
+        """At shutdown: the throttle's open windows become digests in the outbox, so
+        the alerts they held back are not forgotten with the process's memory."""
+        flush = getattr(self.rules, "flush", None)
+        if flush is None or not getattr(self.rules, "throttle_max", None):
+            return
+        digests = flush(force=True, model=self.scoring_model)
+        if not digests:
+            return
+        try:
+            with self.ledger.transaction() as conn:
+                new = self.outbox.enqueue(conn, digests)
+        except sqlite3.Error as error:
+            log.error("digest_flush_failed", error=str(error), digests=len(digests))
+            return
+        log.info("digests_flushed", digests=new)
 
     def _settle_staged(self) -> None:
         """HOOK (redis workers, issue 8): staged alerts still ours go to the outbox.

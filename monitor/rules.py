@@ -11,8 +11,9 @@ Extra ``[alerts]`` keys (read from ``settings.raw``):
 
 With a throttle, the alerts past ``max`` in a window are held back and summed up in
 one *digest* alert per class (post id ``digest:<class>:<window start>``), emitted by the
-first call after that window ended (or by ``flush()``).  Throttle counts live in memory:
-a restart starts a fresh window.
+first call after that window ended (or by ``flush()``); with ``run --workers N`` every
+worker throttles its own files (``digest_scope``).  Throttle counts live in memory:
+a restart starts a fresh window (the daemon flushes the digests when it stops).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class AlertRules:
         self.throttle_window = float(throttle.get("window", 60.0))
         self.clock = clock
         self._windows: dict[str, _Window] = {}
+        # run --workers N: each worker throttles its own files; its digests carry its
+        # name, so two workers' digests of one window are two alerts, not one
+        self.digest_scope = ""
 
     def alerts_for(
         self,
@@ -157,7 +161,8 @@ class AlertRules:
                 f"{self.throttle_max}): {ids}{more}.  Highest: {top.text}")
         explanation = (explain_many(model, [top.text], [label], self.explain_top)[0]
                        if self.explain_top > 0 else [])
-        return Alert(post_id=f"digest:{label}:{start}", label=label, score=top.score,
+        scope = f":{self.digest_scope}" if self.digest_scope else ""
+        return Alert(post_id=f"digest:{label}:{start}{scope}", label=label, score=top.score,
                      text=text, source=top.source, model_version=top.model_version,
                      explanation=explanation)
 

@@ -221,8 +221,9 @@ def build_worker(settings, index: int, count: int, pipe=None, metrics: bool = Fa
     source = open_source(settings)
     source.partition = (index, count)
     proxy = _MetricsProxy(pipe) if metrics and pipe is not None else None
-    daemon = Daemon(settings, model, source, ledger, outbox, AlertRules(settings, model),
-                    None, proxy)
+    rules = AlertRules(settings, model)
+    rules.digest_scope = f"worker{index}"  # the throttle is per worker (README)
+    daemon = Daemon(settings, model, source, ledger, outbox, rules, None, proxy)
     daemon.worker = index
     daemon.label_sink = inbox.put
     daemon.follower = follower

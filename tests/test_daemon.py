@@ -121,6 +121,28 @@ def test_item_committed_before_ack_and_alerts_delivered_once(parts, model):
     assert len(recorder.alerts) == len(expected) and source.acked[-1] == ("k1", True)
 
 
+def test_shutdown_sends_the_digest_of_alerts_the_throttle_held_back(tmp_path, model):
+    settings = load_settings(environ={}, feed=str(tmp_path / "feed"),
+                             state=str(tmp_path / "state"), learning__enabled=False,
+                             alerts__throttle={"max": 1, "window": 3600})
+    ledger = Ledger(settings.state)
+    recorder = Recorder()
+    pm = get_plugin_manager(allow=[], load_entrypoints=False)
+    pm.register(recorder, name="recorder")
+    outbox = Outbox(ledger, pm, settings)
+    texts = ["banana banana", "banana", "banana banana banana"]
+    daemon, source = make_daemon((settings, ledger, outbox, recorder), model,
+                                 [item("t1", texts)])
+    daemon.process(source.next_batch(0))
+    outbox.start()
+    wait_for(lambda: len(recorder.alerts) == 1)  # max 1: two held back for the digest
+    daemon._shutdown()
+    assert [a.post_id for a in recorder.alerts][0] == "t1-0"
+    (digest,) = recorder.alerts[1:]
+    assert digest.post_id.startswith("digest:banana:") and "2 more 'banana'" in digest.text
+    ledger.close()
+
+
 def test_batched_scoring_matches_whole(parts, model):
     daemon, _ = make_daemon(parts, model, [])
     posts = [Post(str(i), t) for i, t in enumerate(["banana", "cookie", "x", "sweet", "a b"])]

@@ -134,6 +134,22 @@ def test_flush_force_emits_the_open_windows_digest(tmp_path, model):
     assert rules.flush(force=True) == []
 
 
+def test_workers_digests_of_one_window_are_distinct_alerts(tmp_path, model):
+    settings = settings_from(tmp_path,
+                             "[alerts]\nclasses=['banana']\nthrottle={max=1, window=3600}\n")
+    digests = []
+    for index in (0, 1):  # two workers' rules, each holding back its own alerts
+        rules = AlertRules(settings, model, clock=Clock())
+        rules.digest_scope = f"worker{index}"
+        rules.alerts_for(posts(3, prefix=f"w{index}-"), np.tile([0.9, 0.05, 0.05], (3, 1)),
+                         "s", 1)
+        (digest,) = rules.flush(force=True)
+        digests.append(digest)
+    assert [d.post_id.rsplit(":", 1)[1] for d in digests] == ["worker0", "worker1"]
+    assert len({d.alert_id for d in digests}) == 2  # the outbox keeps both
+    assert "w0-1" in digests[0].text and "w1-1" in digests[1].text
+
+
 def test_no_throttle_by_default(tmp_path, model):
     rules = AlertRules(settings_from(tmp_path, ""), model)
     alerts = rules.alerts_for(posts(50), np.tile([0.9, 0.05, 0.05], (50, 1)), "s", 1)
