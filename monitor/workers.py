@@ -40,7 +40,9 @@ import structlog
 
 log = structlog.get_logger("monitor.workers")
 
-RESTART_SECONDS = 1.0  # a worker that died is started again after this
+RESTART_SECONDS = 1.0  # a worker that died is started again after this, doubled up to
+RESTART_MAX_SECONDS = 60.0  # this while it keeps dying within HEALTHY_SECONDS of a start
+HEALTHY_SECONDS = 30.0
 STOP_SECONDS = 6.0  # how long a worker may drain after SIGTERM before it is killed
 FOLLOW_SECONDS = 0.5  # how often a worker looks for a new model version
 
@@ -91,6 +93,8 @@ class WorkerPool:
         self._pipes: list[Any] = []
         self._pipes_lock = threading.Lock()
         self.restart_at = [0.0] * count
+        self.started_at = [0.0] * count
+        self.delays = [RESTART_SECONDS] * count
         self.restarts = 0
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -112,9 +116,12 @@ class WorkerPool:
             if process is None or process.is_alive():
                 continue
             if not self.restart_at[index]:
+                if now - self.started_at[index] >= HEALTHY_SECONDS:
+                    self.delays[index] = RESTART_SECONDS
                 log.error("worker_exited", worker=index, pid=process.pid,
-                          exitcode=process.exitcode)
-                self.restart_at[index] = now + RESTART_SECONDS
+                          exitcode=process.exitcode, restart_in=self.delays[index])
+                self.restart_at[index] = now + self.delays[index]
+                self.delays[index] = min(2 * self.delays[index], RESTART_MAX_SECONDS)
             elif now >= self.restart_at[index]:
                 self.restart_at[index] = 0.0
                 self.restarts += 1
@@ -148,6 +155,7 @@ class WorkerPool:
                   os.getpid(), self.log_config),
         )
         process.start()
+        self.started_at[index] = time.monotonic()
         writer.close()  # the worker has its copy: EOF here when it exits
         with self._pipes_lock:
             self._pipes.append(reader)

@@ -346,3 +346,43 @@ def test_workers_setting_is_a_whole_number(tmp_path):
     assert load_settings(None, environ={}).workers == 1  # the default: one process
     assert load_settings(None, environ={}, workers=3).workers == 3
     assert load_settings(None, environ={"BANANA_MONITOR_WORKERS": "4"}).workers == 4
+
+
+class _Exited:
+    """A stand-in for a worker process that has exited."""
+
+    pid, exitcode = 4242, 1
+
+    def is_alive(self) -> bool:
+        return False
+
+
+def test_a_worker_that_keeps_dying_is_restarted_less_and_less_often(monkeypatch):
+    from monitor import workers
+
+    clock = [1000.0]
+    monkeypatch.setattr(workers.time, "monotonic", lambda: clock[0])
+    pool = workers.WorkerPool.__new__(workers.WorkerPool)
+    pool.count, pool.restarts, pool.stopping = 1, 0, threading.Event()
+    pool.processes, pool.restart_at, pool.started_at = [_Exited()], [0.0], [clock[0]]
+    pool.delays = [workers.RESTART_SECONDS]
+    spawned = []
+
+    def spawn(index):
+        spawned.append(clock[0])
+        pool.started_at[index] = clock[0]
+        pool.processes[index] = _Exited()  # dies again at once
+
+    pool._spawn = spawn
+    for _ in range(400):  # 200 s of the daemon loop, every 0.5 s
+        pool.check()
+        clock[0] += 0.5
+    gaps = [later - earlier for earlier, later in zip([1000.0] + spawned, spawned)]
+    # each death is seen on the next loop (0.5 s after the start), then the delay
+    assert gaps == [1.0, 2.5, 4.5, 8.5, 16.5, 32.5, 60.5, 60.5]  # capped at 60 s
+    # alive for 30 s or more: the next death is restarted after 1 s again
+    pool.processes[0] = _Exited()
+    pool.started_at[0] = clock[0] - 31.0
+    pool.restart_at[0] = 0.0
+    pool.check()
+    assert pool.restart_at[0] == clock[0] + 1.0
