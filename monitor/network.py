@@ -26,8 +26,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import sys
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 OUTPUTS = ("sigmoid", "softmax")
 
@@ -153,11 +158,11 @@ class Network:
 
     def first_layer(self, X) -> np.ndarray:
         """Z^1 = X W^1ᵀ + b^1 for sparse or dense X of shape (n_posts, n_vocab)."""
-        if sp.issparse(X) and X.shape[0] == 1:  # one post: the word-counts path
+        if _issparse(X) and X.shape[0] == 1:  # one post: the word-counts path
             X = X.tocsr()
             return self.first_layer_counts(X.indices, X.data)
         W1T = self.weights[0].T  # (n_vocab, n_1), C-contiguous
-        if sp.issparse(X):
+        if _issparse(X):
             Z = np.asarray(X @ W1T)
         else:
             Z = np.asarray(X, dtype=np.float64) @ W1T
@@ -371,9 +376,16 @@ def _sum_rows(delta: np.ndarray) -> np.ndarray:
     return delta[0].copy() if len(delta) == 1 else delta.sum(axis=0)
 
 
+def _issparse(X) -> bool:
+    """scipy.sparse.issparse without importing scipy: a process that never built a
+    sparse matrix (``score --text``, one post at a time) does not load it (≈ 0.12 s)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
+
+
 def _is_one_canonical_row(X) -> bool:
     """A 1-row CSR bag whose ids are sorted and distinct, as bag_of_words makes them."""
-    return sp.issparse(X) and X.format == "csr" and X.shape[0] == 1 and X.has_canonical_format
+    return _issparse(X) and X.format == "csr" and X.shape[0] == 1 and X.has_canonical_format
 
 
 PICK_LIMIT = 1 << 16  # dense pick matrices up to this many entries (512 kB)
@@ -388,14 +400,16 @@ def _sparse_input_gradient(X, delta1: np.ndarray) -> tuple[np.ndarray, np.ndarra
     dense and multiplied by BLAS: 2–4× faster than scipy's sparse product on batches
     of 16–32 posts (bench: equal up to rounding); larger or unusual inputs use scipy.
     """
-    if sp.issparse(X) and X.format == "csr" and X.has_canonical_format:
+    if _issparse(X) and X.format == "csr" and X.has_canonical_format:
         word_ids, column = np.unique(X.indices, return_inverse=True)
         n_posts = X.shape[0]
         if len(word_ids) * n_posts <= PICK_LIMIT:
             pick = np.zeros((len(word_ids), n_posts))
             pick[column, np.repeat(np.arange(n_posts), np.diff(X.indptr))] = X.data
             return word_ids, pick @ delta1
-    if not sp.issparse(X):
+    import scipy.sparse as sp
+
+    if not _issparse(X):
         X = sp.csr_matrix(np.asarray(X, dtype=np.float64))
     X = X.tocoo()
     word_ids, column = np.unique(X.col, return_inverse=True)

@@ -27,8 +27,12 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import chain
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:  # imported where a matrix is built: one-post paths never load scipy
+    import scipy.sparse as sp
 
 EMOJI_WORDS = {"🍌": "banana", "🍪": "cookie"}
 
@@ -230,6 +234,8 @@ class Vocabulary:
 
     def _one_row(self, ids: np.ndarray, counts: np.ndarray) -> sp.csr_matrix:
         """word_counts → a (1, n_vocab) CSR row; ids are already sorted and distinct."""
+        import scipy.sparse as sp
+
         indptr = np.array([0, len(ids)], dtype=np.int32)
         row = sp.csr_matrix((counts, ids, indptr), shape=(1, len(self.words)))
         row.has_canonical_format = True
@@ -237,6 +243,8 @@ class Vocabulary:
 
     def _counts_matrix(self, ids: Sequence[int], indptr: Sequence[int]) -> sp.csr_matrix:
         """Row-wise word ids → CSR counts, repeated words summed, ids sorted in a row."""
+        import scipy.sparse as sp
+
         data = np.ones(len(ids), dtype=np.float64)
         matrix = sp.csr_matrix(
             (data, np.asarray(ids, dtype=np.int32), np.asarray(indptr, dtype=np.int64)),

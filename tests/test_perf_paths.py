@@ -291,6 +291,23 @@ def test_help_imports_no_numpy():
     assert result.stdout.splitlines()[-1] == "[]"
 
 
+def test_score_one_text_does_not_load_scipy():
+    # one post goes through the word-counts path: no sparse matrix, so no scipy import
+    code = (
+        "import sys\n"
+        "from monitor.cli import main\n"
+        "try:\n"
+        "    main(['score', '--text', 'banana bread for breakfast'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in ('numpy', 'scipy') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, last = result.stdout.splitlines()[0], result.stdout.splitlines()[-1]
+    assert json.loads(first)["label"] == "banana"
+    assert last == "['numpy']"
+
+
 def test_help_summaries_are_the_commands_own(runner):
     import click
 

@@ -44,6 +44,10 @@ def _score_batch(model, batch: list[Post], bow: bool) -> list[bytes]:
     """A batch of posts → their output lines, UTF-8, each ending in a newline."""
     import numpy as np  # here, not at the top: `banana-monitor --help` needs no numpy
 
+    if len(batch) == 1 and not bow and batch[0].label is None:  # `score --text`: one post
+        probabilities = model.probabilities([batch[0].text])  # counts path: no scipy import
+        if np.isfinite(probabilities).all():
+            return _plain_lines(model.label_names, batch, probabilities)
     bags = model.vocabulary.bag_of_words([post.text for post in batch])
     probabilities = model.probabilities_of(bags)
     if not bow and np.isfinite(probabilities).all() and all(p.label is None for p in batch):
