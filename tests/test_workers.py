@@ -191,6 +191,7 @@ def test_two_workers_score_every_file_once_and_the_coordinator_learns_every_labe
     assert status["workers"] == 2 and status["running"] is True
     pids = worker_pids(daemon)
     assert len(pids) == 2 and all(pid_alive(pid) for pid in pids)
+    assert status["worker_pids"] == pids
     assert daemon.signal(signal.SIGTERM) == 0
     assert not any(pid_alive(pid) for pid in pids)  # the workers stopped with it
     # both workers took files, each file once

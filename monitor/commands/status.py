@@ -49,6 +49,7 @@ def collect(settings) -> dict:
         "uptime": round(time.time() - started, 3) if running and started else None,
         "source": meta.get("source"),
         "workers": _int(meta.get("workers")) or 1,  # scoring processes (run --workers)
+        "worker_pids": _worker_pids(meta) if running else [],
         "model_version": (learning or {}).get("model_version") or _int(meta.get("model_version")),
         "items": counts["items"],
         "posts": counts["posts"],
@@ -100,6 +101,14 @@ def _float(value):
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+def _worker_pids(meta: dict) -> list[int]:
+    """The pids the workers of ``run --workers N`` wrote (worker<i>_pid), by index."""
+    count = _int(meta.get("workers")) or 1
+    if count < 2:
+        return []
+    return [_int(meta.get(f"worker{i}_pid")) for i in range(count)]
 
 
 def _int(value):
