@@ -174,24 +174,23 @@ def cpu_seconds(pid: int, thread: str | None = None):
     (outbox, observer, ...) and of its worker processes (--workers N):
     {"main": s, "other threads": s, "workers": s}; with ``thread``, one of them.  A busy
     machine slows the wall clock, not these."""
-    ticks = os.sysconf("SC_CLK_TCK")
     totals: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:
-            continue
         name = "main" if task.name == str(pid) else "other threads"
-        fields = stat[stat.rindex(")") + 2:].split()
-        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+        totals[name] = totals.get(name, 0.0) + stat_seconds(task / "stat")
     for child in children(pid):
-        try:
-            stat = Path(f"/proc/{child}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        totals["workers"] = totals.get("workers", 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+        totals["workers"] = totals.get("workers", 0.0) + stat_seconds(Path(f"/proc/{child}/stat"))
     return totals if thread is None else totals.get(thread, 0.0)
+
+
+def stat_seconds(path: Path) -> float:
+    """User + system CPU seconds from a /proc …/stat file (0 if the task is gone)."""
+    try:
+        stat = path.read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:

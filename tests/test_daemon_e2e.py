@@ -39,6 +39,19 @@ def drop(feed: Path, name: str, data: bytes) -> None:
     os.replace(tmp, feed / name)
 
 
+def stream_files(feed: Path, files: dict[str, list[dict]], delays) -> threading.Thread:
+    """Drop ``files`` one by one, ``delays[i]`` seconds apart, from a started thread."""
+
+    def writer():
+        for (name, posts), delay in zip(files.items(), delays):
+            time.sleep(delay)
+            drop(feed, name, jsonl(posts))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    return thread
+
+
 def expected_alerts(posts: list[dict], model_path: Path = MODELS / "seed-multiclass.npz"):
     """{(post_id, label)} for banana/cookie at threshold 0.5, computed with Model directly."""
     model = Model.load(model_path)
@@ -236,15 +249,7 @@ def test_kill9_loop_every_post_done_no_alert_twice(daemon_process, rng):
     """≥ 20 kill -9 at random moments while 50 files stream in, then a clean run."""
     daemon = daemon_process("[plugins.log]\nenabled = false\n")  # jsonl only: less to deliver
     files = {f"k{n:02d}.jsonl": make_posts(f"k{n:02d}", 200, rng) for n in range(50)}
-    delays = rng.uniform(0.1, 0.7, size=len(files))
-
-    def writer():
-        for (name, posts), delay in zip(files.items(), delays):
-            time.sleep(delay)
-            drop(daemon.feed, name, jsonl(posts))
-
-    thread = threading.Thread(target=writer)
-    thread.start()
+    thread = stream_files(daemon.feed, files, rng.uniform(0.1, 0.7, size=len(files)))
     kills = 0
     while kills < 20 or thread.is_alive():
         daemon.start()

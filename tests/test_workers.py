@@ -25,6 +25,7 @@ from tests.test_daemon_e2e import (
     jsonl,
     ledger_rows,
     make_posts,
+    stream_files,
 )
 
 # ---------------------------------------------------------------------- partitions
@@ -38,9 +39,23 @@ def test_every_name_has_exactly_one_owner(name, count):
 
 
 def test_partition_is_the_same_in_every_process():
-    # zlib.crc32 of the name's bytes: a fixed value, whatever PYTHONHASHSEED says
-    assert [partition_of(f"f{n}.jsonl", 2) for n in range(8)] == [
-        __import__("zlib").crc32(f"f{n}.jsonl".encode()) % 2 for n in range(8)]
+    # the coordinator and each spawned worker compute it apart: a per-process hash salt
+    # (str hash and PYTHONHASHSEED) would hand a file to two workers or to none
+    import subprocess
+    import sys
+
+    names = [f"f{n}.jsonl" for n in range(50)] + ["ünïcode.txt", "a b.jsonl"]
+    here = [partition_of(name, 3) for name in names]
+    code = ("import sys, json\nfrom monitor.sources.directory import partition_of\n"
+            "print(json.dumps([partition_of(n, 3) for n in json.loads(sys.argv[1])]))")
+    for seed in ("1", "2"):
+        import json
+
+        out = subprocess.run([sys.executable, "-c", code, json.dumps(names)], check=True,
+                             capture_output=True, text=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        assert json.loads(out) == here
+    assert set(here) == {0, 1, 2}  # and the names do spread over the workers
     assert partition_of("a.jsonl", 1) == 0
 
 
@@ -246,15 +261,7 @@ def test_kill9_loop_of_the_coordinator_with_workers(daemon_process, rng):
         for post in posts[::50]:
             post["label"] = "cookie" if "cookie" in post["text"] else "other"
             labelled.append(post["id"])
-    delays = rng.uniform(0.1, 0.6, size=len(files))
-
-    def writer():
-        for (name, posts), delay in zip(files.items(), delays):
-            time.sleep(delay)
-            drop(daemon.feed, name, jsonl(posts))
-
-    thread = threading.Thread(target=writer)
-    thread.start()
+    thread = stream_files(daemon.feed, files, rng.uniform(0.1, 0.6, size=len(files)))
     kills, orphans = 0, []
     while kills < 10 or thread.is_alive():
         daemon.start("--workers", "2", "--learn")
