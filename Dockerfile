@@ -22,6 +22,10 @@ RUN pip install ".[redis]" \
     && rm -rf /src
 
 USER monitor
+# compile the one-post learning kernels (numba) now, not on the first labelled post:
+# the machine code is cached under the monitor user's ~/.cache/numba
+RUN python -c "from monitor.model import Model, default_model_path; \
+Model.load(default_model_path()).network.warm_kernels()"
 WORKDIR /data
 # the embedded default, relocated under /data: feed/, its state, the shipped models
 ENV BANANA_MONITOR_FEED=/data/feed \

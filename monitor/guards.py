@@ -1,12 +1,11 @@
 """Guards for online learning: reject a bad update, pause on a poisoned stream.
 
-Update guard: before the single-example SGD step the learner copies what the step can
-touch (the W^1 columns of the post's words, every later layer, every bias: one flat
-vector); after it,
-``update_problem`` names anything wrong — a NaN/inf loss or weight, a loss above
-``max_loss``, or a step whose size ‖Δθ‖ is more than ``max_update_ratio`` times ‖θ‖
-over those parameters (an absurd learning rate) — and ``restore`` puts the copies back,
-bit for bit.
+Update guard: the single-example SGD step (``Network.learn_counts_guarded``, the
+compiled kernel monitor/kernels.py) keeps a copy of what it can touch (the W^1 columns
+of the post's words, every later layer, every bias); after the step it checks for a
+NaN/inf loss or weight, a loss above ``max_loss``, or a step whose size ‖Δθ‖ is more
+than ``max_update_ratio`` times ‖θ‖ over those parameters (an absurd learning rate),
+and if so puts the copies back, bit for bit.  ``update_problem`` words what it found.
 
 Drift guard: prequential accuracy (each post scored *before* it is learned) over the
 last ``window`` labelled posts, compared with the accuracy over the posts before them;
@@ -17,76 +16,27 @@ arrived.  When either falls by more than ``drop``, the stream is probably poison
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from itertools import islice
+from operator import eq
 from typing import Any
 
-import numpy as np
 
-from monitor.network import Network
-
-
-@dataclass
-class Snapshot:
-    """Copies of the parameters one single-post step can change, in one flat vector.
-
-    ``flat`` holds, in this order, the rows ``word_ids`` of W^1ᵀ ((n_words, n_1),
-    row-major), then W^2..W^L and b^1..b^L, each raveled; ``size2`` is ‖flat‖².
-    One vector makes the check after the step four numpy calls instead of four per
-    array (each tiny call costs about a microsecond, the same as the step's own).
-    """
-
-    word_ids: np.ndarray
-    flat: np.ndarray
-    size2: float
+# the update guard's findings (monitor.kernels' codes; 0 is a step that stands)
+LOSS_NOT_FINITE, WEIGHTS_NOT_FINITE, LOSS_TOO_LARGE, STEP_TOO_LARGE = 1, 2, 3, 4
 
 
-def _pieces(network: Network, ids: np.ndarray) -> list[np.ndarray]:
-    """The touched parameters, each as a 1-d array: W^1ᵀ[ids] (a copy), then views."""
-    return [network.weights[0].T[ids].ravel(),
-            *[W.ravel() for W in network.weights[1:]], *network.biases]
-
-
-def snapshot(network: Network, word_ids: np.ndarray) -> Snapshot:
-    ids = np.asarray(word_ids)
-    flat = np.concatenate(_pieces(network, ids))
-    return Snapshot(ids, flat, float(np.dot(flat, flat)))
-
-
-def restore(network: Network, saved: Snapshot) -> None:
-    """Undo a step: write the copies back in place, bit for bit."""
-    W1T = network.weights[0].T
-    n_1 = W1T.shape[1]
-    offset = len(saved.word_ids) * n_1
-    W1T[saved.word_ids] = saved.flat[:offset].reshape(-1, n_1)
-    for array in [*network.weights[1:], *network.biases]:
-        array[...] = saved.flat[offset : offset + array.size].reshape(array.shape)
-        offset += array.size
-
-
-def step_ratio(network: Network, saved: Snapshot) -> float:
-    """‖θ_after − θ_before‖ / ‖θ_before‖ over the touched parameters (NaN/inf if any
-    weight became NaN/inf)."""
-    d = np.concatenate(_pieces(network, saved.word_ids))
-    d -= saved.flat
-    return math.sqrt(float(np.dot(d, d))) / max(math.sqrt(saved.size2), 1e-12)
-
-
-def update_problem(
-    network: Network, saved: Snapshot, loss: float, max_loss: float, max_ratio: float
-) -> str | None:
-    """Why the step just taken must be undone, or None when it is fine."""
-    if not math.isfinite(loss):
+def update_problem(code: int, loss: float, ratio: float, max_loss: float,
+                   max_ratio: float) -> str | None:
+    """Why the kernel undid the step (its ``code``), or None when the step stands."""
+    if code == LOSS_NOT_FINITE:
         return f"loss is {loss} (NaN/inf)"
-    ratio = step_ratio(network, saved)  # finite only if every touched weight is
-    if not math.isfinite(ratio) and not np.isfinite(
-            np.concatenate(_pieces(network, saved.word_ids))).all():
+    if code == WEIGHTS_NOT_FINITE:
         return "NaN/inf in the weights after the update"
-    if loss > max_loss:
+    if code == LOSS_TOO_LARGE:
         return f"loss {loss:.4g} exploded (above learning.max_loss = {max_loss:g})"
-    if not math.isfinite(ratio) or ratio > max_ratio:
+    if code == STEP_TOO_LARGE:
         return (
             f"update moved the weights by {ratio:.4g} x their size "
             f"(above learning.max_update_ratio = {max_ratio:g}); learning rate too large?"
@@ -164,10 +114,10 @@ class DriftGuard:
         return None
 
     def _retention(self, predict: Callable[[list[Any]], list[str]]) -> str | None:
-        earlier = list(self.entries)[: -self.window]
-        then = float(np.mean([c for _, _, c in earlier]))
+        earlier = list(islice(self.entries, len(self.entries) - self.window))
+        then = (self.correct - self.recent_correct) / len(earlier)  # the running counts
         predicted = predict([post for post, _, _ in earlier])
-        now = float(np.mean([p == label for p, (_, label, _) in zip(predicted, earlier)]))
+        now = sum(map(eq, predicted, [label for _, label, _ in earlier])) / len(earlier)
         if now < then - self.drop:
             return (
                 f"after the last {self.window} updates the model gets {now:.3f} of the "

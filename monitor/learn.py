@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from monitor.guards import DriftGuard, restore, snapshot, update_problem
+from monitor.guards import DriftGuard, update_problem
 from monitor.model import Model
 from monitor.posts import Post
 from monitor.text import tokenize
@@ -222,6 +222,10 @@ class OnlineLearner:
         self._pending: list[tuple] = []  # journal rows of the observe call under way
         self._stamp = _now()
         self.drift = DriftGuard(self.config.drift_window, self.config.drift_drop)
+        # the kernel's float arguments, converted once
+        self._rate = float(self.config.learning_rate)
+        self._max_loss = float(self.config.max_loss)
+        self._max_ratio = float(self.config.max_update_ratio)
         self._base_fingerprint = fingerprint(model)
         ledger.register_schema(create_schema)
 
@@ -424,30 +428,29 @@ class OnlineLearner:
         entry["loss"] = -math.log(max(values[names.index(label)], 1e-300))
 
     def _learn(self, post: Post, entry: dict[str, Any], scored: bool) -> None:
-        """The single-example step (``train.sgd_update``'s, via the one-post kernel
-        ``Network.learn_counts``), under the update guard; ``scored=False``: its
-        forward pass is also the prequential score."""
+        """The single-example step (``train.sgd_update``'s: the one-post kernel, via
+        ``Network.learn_counts_guarded``) under the update guard, which undoes a bad
+        step itself; ``scored=False``: its forward pass is also the prequential score."""
         model = self.model
         network = model.network
-        ids, counts = model.vocabulary.word_counts(post.text)
-        entry["bag"] = (post.text, ids, counts, len(model.vocabulary))  # drift guard's
-        target = model.label_index(post.label)
-        saved = snapshot(network, ids)
-        p, loss = network.learn_counts(ids, counts, target, self.config.learning_rate)
+        config = self.config
+        p, loss, ratio, code, ids, counts = network.learn_ids(
+            model.vocabulary.word_ids(post.text), model.label_index(post.label),
+            self._rate, self._max_loss, self._max_ratio)
+        # the drift guard's copy of the bag, as bytes: _predict joins hundreds at once
+        entry["bag"] = (post.text, ids.tobytes(), counts.tobytes(), len(model.vocabulary))
         if not scored:
             if network.output == "sigmoid":
                 p = model._with_complement(p[None, :])[0]
             self._record_score(entry, post.label, p)
-        problem = update_problem(network, saved, loss, self.config.max_loss,
-                                 self.config.max_update_ratio)
-        if problem is None:
+        if not code:
             entry["outcome"] = "learned"
             self.updates += 1
             self.since_checkpoint += 1
             self.dirty = True
             self.rejections = 0
             return
-        restore(network, saved)
+        problem = update_problem(code, loss, ratio, config.max_loss, config.max_update_ratio)
         entry.update(outcome="rejected", reason=problem)
         self.rejections += 1
         log.warning("update_rejected", post_id=post.id, reason=problem)
@@ -466,26 +469,30 @@ class OnlineLearner:
     def _predict(self, bags: list[tuple]) -> list[str]:
         """The drift guard's posts → the live model's labels.
 
-        bags: (text, ids, counts, vocabulary size) as ``_learn`` kept them, so the
-        retention check reuses each post's word counts; a post seen before the
-        vocabulary grew (or read back from the journal: (text, None, None, -1)) is
-        counted again.  One sparse (n_posts, n_vocab) matrix, one batch forward pass
-        (3× faster here than gathering W^1's rows and summing them with add.reduceat).
+        bags: (text, ids, counts, vocabulary size) as ``_learn`` kept them (ids and
+        counts as the bytes of their int32 / float64 arrays), so the retention check
+        reuses each post's word counts; a post seen before the vocabulary grew (or read
+        back from the journal: (text, None, None, -1)) is counted again.  One join of
+        the bytes (10× a concatenate of small arrays), one compiled pass over all of
+        them (``Network.predict_proba_bags``: no sparse matrix).
         """
-        import scipy.sparse as sp
-
         model = self.model
         size = len(model.vocabulary)
-        pairs = [(ids, counts) if n == size else model.vocabulary.word_counts(text)
-                 for text, ids, counts, n in bags]
-        indptr = np.zeros(len(pairs) + 1, dtype=np.int64)
-        np.cumsum([len(ids) for ids, _ in pairs], out=indptr[1:])
-        X = sp.csr_matrix((np.concatenate([c for _, c in pairs]),
-                           np.concatenate([i for i, _ in pairs]), indptr),
-                          shape=(len(pairs), size))
-        X.has_canonical_format = True  # word_counts: sorted, distinct ids per post
+        ids, counts = [], []
+        for text, ids_bytes, counts_bytes, n in bags:
+            if n != size:
+                word_ids, word_counts = model.vocabulary.word_counts(text)
+                ids_bytes, counts_bytes = word_ids.tobytes(), word_counts.tobytes()
+            ids.append(ids_bytes)
+            counts.append(counts_bytes)
+        indptr = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)) // 4,
+                  out=indptr[1:])
+        p = model.network.predict_proba_bags(
+            indptr, np.frombuffer(b"".join(ids), dtype=np.int32),
+            np.frombuffer(b"".join(counts), dtype=np.float64))
         names = model.label_names
-        return [names[k] for k in model.probabilities_of(X).argmax(axis=1).tolist()]
+        return [names[k] for k in model._with_complement(p).argmax(axis=1).tolist()]
 
     def _pause(self, conn: sqlite3.Connection, reason: str) -> None:
         self.paused = {"reason": reason, "at": _now(), "journal_seq": self.applied_seq,

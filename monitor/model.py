@@ -136,9 +136,11 @@ class Model:
         tokenization and one forward pass.  Raises KeyError for an unknown label.
         """
         target = self.label_index(label)
-        ids, counts = self.vocabulary.word_counts(text)
-        p, loss = self.network.learn_counts(ids, counts, target, learning_rate)
-        return self._with_complement(p[None, :])[0], loss
+        p, loss, *_ = self.network.learn_ids(self.vocabulary.word_ids(text), target,
+                                             float(learning_rate))
+        if self.network.output == "sigmoid":
+            return self._with_complement(p[None, :])[0], loss
+        return p, loss
 
     def score(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """Posts → [{"label": best label, "scores": {label: p}}], one per post."""

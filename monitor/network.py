@@ -61,6 +61,14 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _kernels():
+    """monitor.kernels, imported on first use: numba loads only where one post at a
+    time is learned (or the drift guard re-scores), never for ``score`` or ``--help``."""
+    from monitor import kernels
+
+    return kernels
+
+
 # ---------------------------------------------------------------- the network
 
 
@@ -100,6 +108,7 @@ class Network:
         ]
         self.biases = [as_array(b, dtype=np.float64).reshape(-1) for b in biases]
         self.output = output
+        self._kernel_cache: tuple | None = None  # see _kernel_args
         self._check_shapes()
 
     def _check_shapes(self) -> None:
@@ -301,14 +310,119 @@ class Network:
         update is ``sgd_step_counts``'s.  ∂c/∂(W^1ᵀ) is count_i δ^1 on row ids_i and zero
         on every other row, so only the post's words' weights move in the first layer.
 
-        The fused one-post kernel, which every one-post step goes through (``sgd_step``
-        on a 1-row bag, ``train.sgd_update``, the online learner), so they all give
-        bit-identical numbers.  Its forward pass is ``forward_counts``'s, operation for
-        operation (ŷ equals ``predict_proba_counts``); the step is ``apply_gradients``'s
-        with η folded into δ first (η δ aᵀ rather than η (δ aᵀ): equal up to rounding
-        to the batch path), without the Trace, the gradient lists or a second gather of
-        W^1's rows; each layer's step is applied as soon as δ has passed below it.
-        About 30 numpy calls for one hidden layer, each ~1 µs: they are its cost.
+        Every one-post step goes through here (``sgd_step`` on a 1-row bag,
+        ``train.sgd_update``, ``Model.learn_one``, the online learner), so they all give
+        bit-identical numbers.  It runs the compiled kernel ``monitor.kernels.learn_step``
+        (``learn_counts_reference``'s maths, equal to it up to rounding).
+        """
+        p, loss, _, _ = self.learn_counts_guarded(ids, counts, target, learning_rate)
+        return p, loss
+
+    def learn_counts_guarded(
+        self, ids: np.ndarray, counts: np.ndarray, target: int, learning_rate: float,
+        max_loss: float | None = None, max_ratio: float | None = None,
+    ) -> tuple[np.ndarray, float, float, int]:
+        """``learn_counts`` under the update guard: (ŷ, loss, step ratio, code).
+
+        With ``max_loss`` and ``max_ratio`` given, a step with a NaN/inf loss or weight,
+        a loss above ``max_loss`` or ‖Δθ‖/‖θ‖ (θ: the parameters the step touched) above
+        ``max_ratio`` is undone bit for bit and ``code`` says why (monitor.kernels:
+        ``FINE`` = 0 when the step stands).  Without them the step always stands.
+        """
+        if len(self.weights) == 1:  # no hidden layer: the numpy path (rare, tiny)
+            p, loss = self.learn_counts_reference(ids, counts, target, learning_rate)
+            return p, loss, 0.0, 0
+        if ids.dtype != np.int32:
+            ids = ids.astype(np.int32)
+        if counts.dtype != np.float64:
+            counts = counts.astype(np.float64)
+        guard = max_loss is not None and max_ratio is not None
+        return _kernels().learn_step(
+            ids, counts, int(target), float(learning_rate), *self._kernel_args(), guard,
+            float(max_loss) if guard else 0.0, float(max_ratio) if guard else 0.0)
+
+    def learn_ids(
+        self, raw_ids: np.ndarray, target: int, learning_rate: float,
+        max_loss: float | None = None, max_ratio: float | None = None,
+    ) -> tuple[np.ndarray, float, float, int, np.ndarray, np.ndarray]:
+        """``learn_counts_guarded`` on a post given as its word ids in text order,
+        repeats included (``Vocabulary.word_ids``): counted and stepped in one compiled
+        call.  Returns (ŷ, loss, ratio, code, ids, counts), ids/counts as
+        ``Vocabulary.word_counts`` gives them.  The one-post hot path (the learner,
+        ``Model.learn_one``)."""
+        if len(self.weights) == 1:
+            ids, counts = np.unique(raw_ids.astype(np.int32), return_counts=True)
+            counts = counts.astype(np.float64)
+            return (*self.learn_counts_guarded(ids, counts, target, learning_rate, max_loss,
+                                               max_ratio), ids, counts)
+        guard = max_loss is not None and max_ratio is not None
+        return _kernels().learn_tokens(
+            raw_ids, target, learning_rate, *self._kernel_args(), guard,
+            max_loss if guard else 0.0, max_ratio if guard else 0.0)
+
+    def predict_proba_bags(self, indptr: np.ndarray, ids: np.ndarray,
+                           counts: np.ndarray) -> np.ndarray:
+        """ŷ (n_posts, n_outputs) of posts held as CSR pieces, through the compiled
+        kernel (one post at a time, no sparse matrix; equal to ``predict_proba`` up to
+        rounding): post r is ``ids[indptr[r]:indptr[r+1]]``, ``counts`` alike."""
+        if len(self.weights) == 1:
+            import scipy.sparse as sp
+
+            X = sp.csr_matrix((counts, ids, indptr), shape=(len(indptr) - 1, self.sizes[0]))
+            return self.predict_proba(X)
+        def arg(a, dtype):  # one compiled variant: C-contiguous, writeable arrays
+            return np.require(a, dtype=dtype, requirements=("C", "W"))
+
+        return _kernels().forward_bags(arg(indptr, np.int64), arg(ids, np.int32),
+                                       arg(counts, np.float64), *self._kernel_args())
+
+    def warm_kernels(self) -> None:
+        """Load (or compile, the first time on a machine) the one-post kernels for this
+        network's depth and output, on a throwaway network: no weight of ours moves."""
+        if len(self.weights) == 1:
+            return
+        dummy = Network([np.ones((W.shape[0], 2 if l == 0 else W.shape[1]))
+                         for l, W in enumerate(self.weights)],
+                        [np.zeros(b.shape) for b in self.biases], self.output)
+        ids, counts = np.array([1], dtype=np.int32), np.ones(1)
+        dummy.learn_counts(ids, counts, 0, 0.1)
+        dummy.learn_ids(ids, 0, 0.1, 1.0, 1.0)
+        dummy.predict_proba_bags(np.array([0, 1]), ids, counts)
+
+    def _kernel_args(self) -> tuple:
+        """(W^1ᵀ, b^1, (W^2..W^L), (b^2..b^L), softmax?) as the kernels take them.
+
+        Built again only when an array of the network was replaced (a grown vocabulary,
+        a new class): the kernels need W^1 Fortran-ordered (W^1ᵀ C-contiguous), every
+        other array C-contiguous, all writeable.
+        """
+        key = tuple(map(id, self.weights)) + tuple(map(id, self.biases))
+        if self._kernel_cache is not None and self._kernel_cache[0] == key:
+            return self._kernel_cache[1]
+        for l, W in enumerate(self.weights):
+            wanted = W.flags.f_contiguous if l == 0 else W.flags.c_contiguous
+            if not (wanted and W.flags.writeable):
+                self.weights[l] = np.array(W, order="F" if l == 0 else "C")
+        for l, b in enumerate(self.biases):
+            if not (b.flags.c_contiguous and b.flags.writeable):
+                self.biases[l] = np.array(b)
+        args = (self.weights[0].T, self.biases[0], tuple(self.weights[1:]),
+                tuple(self.biases[1:]), self.output == "softmax")
+        key = tuple(map(id, self.weights)) + tuple(map(id, self.biases))
+        self._kernel_cache = (key, args)
+        return args
+
+    def learn_counts_reference(
+        self, ids: np.ndarray, counts: np.ndarray, target: int, learning_rate: float
+    ) -> tuple[np.ndarray, float]:
+        """``learn_counts`` in numpy: the maths the compiled kernel follows, step by step.
+
+        Its forward pass is ``forward_counts``'s, operation for operation (ŷ equals
+        ``predict_proba_counts``); the step is ``apply_gradients``'s with η folded into δ
+        first (η δ aᵀ rather than η (δ aᵀ): equal up to rounding to the batch path),
+        without the Trace, the gradient lists or a second gather of W^1's rows; each
+        layer's step is applied as soon as δ has passed below it.  About 30 numpy calls
+        for one hidden layer, each ~1 µs: they were its cost, hence the kernel.
         """
         W1T = self.weights[0].T  # (n_vocab, n_1)
         rows = W1T[ids]  # (n_words, n_1): the only columns of W^1 this post touches

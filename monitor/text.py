@@ -216,6 +216,11 @@ class Vocabulary:
             np.fromiter(counted.values(), dtype=np.float64, count=len(counted)),
         )
 
+    def word_ids(self, text: str) -> np.ndarray:
+        """One post → the word ids of its tokens in text order, repeats included
+        (n_tokens,) int32: what ``word_counts`` counts (``Network.learn_ids`` takes it)."""
+        return np.fromiter(self._ids(text), dtype=np.int32)
+
     def _ids(self, text: str) -> Iterable[int]:
         """One post → the word ids of its tokens, in order."""
         if _SEPARATOR in text:  # _ChunkIds keeps that chunk for the end of a post

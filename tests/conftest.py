@@ -15,6 +15,21 @@ MODELS = ROOT / "models"
 SHARED = ROOT.parent / "shared"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels() -> None:
+    """Compile the numba learning kernels (monitor/kernels.py) once, before any test.
+
+    The first compile on a machine takes ~10 s per network depth; done here, the
+    daemons that tests start load the machine code from the cache instead of compiling
+    it while a test waits on them.  Depths 1 and 2 cover the shipped and seed models.
+    """
+    from monitor.network import Network
+
+    rng = np.random.default_rng(0)
+    for sizes in ([4, 3, 3], [4, 3, 3, 2]):
+        Network.initialize(sizes, "softmax", rng).warm_kernels()
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

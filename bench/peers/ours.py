@@ -50,6 +50,7 @@ def prequential(model_path: str, data: str, mode: str = "learner") -> None:
     (commits included, as the daemon does), learning one post at a time;
     ``fused``: Model.learn_one alone, the same step's numbers without the bookkeeping."""
     model = Model.load(model_path)
+    model.network.warm_kernels()  # like the peers' imports: loading code is not timed
     texts, labels = read_labelled(data)
     names = [CLASSES[k] for k in labels]
     if mode == "fused":

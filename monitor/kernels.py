@@ -1,0 +1,273 @@
+"""Compiled one-post kernels (numba): the online learner's step, and scoring bags of ids.
+
+One post's predict-then-learn step is a few hundred multiply-adds for the default
+network; in numpy it is about 30 calls of ~1–2 µs each, so the calls, not the maths,
+were its cost (and the update guard's copies and norms as many again).  Here the same
+step is one compiled loop nest: forward pass, loss, backprop and the SGD update, with
+the update guard's checks fused in.  ``Network.learn_counts_reference`` is the same
+maths in numpy; tests hold the two equal to rounding (1e-12), every one-post path
+(``sgd_step`` on a 1-row bag, ``train --batch-size 1``, ``Model.learn_one``, the
+daemon's learner) goes through this kernel, so those agree with each other bit for bit.
+
+Shapes: a post is ``ids`` (n_words,) int32, sorted and distinct, with ``counts``
+(n_words,) float64.  ``W1T`` is W^1 transposed, (n_vocab, n_1), C order (a view of the
+network's Fortran-ordered W^1), ``b1`` (n_1,); ``Ws``/``bs`` are the tuples of the later
+layers' W^l (n_l, n_(l-1)) and b^l (n_l,).  ``softmax``: the output is softmax (else one
+sigmoid unit).  numba compiles each kernel once per machine (``cache=True``: later
+processes load the machine code from ``__pycache__``); it is imported only by the code
+that learns one post at a time, so ``score`` and ``--help`` never load it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# what the update guard found (monitor.guards.update_problem words them)
+FINE, LOSS_NOT_FINITE, WEIGHTS_NOT_FINITE, LOSS_TOO_LARGE, STEP_TOO_LARGE = range(5)
+
+
+@njit(cache=True, nogil=True)
+def _output(z, softmax, target):
+    """Logits z (n_L,) → (ŷ, loss, δ^L = ŷ − y); stable for any size of z."""
+    n = z.shape[0]
+    p = np.empty(n)
+    delta = np.empty(n)
+    if softmax:
+        top = z[0]
+        for k in range(1, n):
+            top = max(top, z[k])
+        total = 0.0
+        for k in range(n):
+            p[k] = math.exp(z[k] - top)
+            total += p[k]
+        for k in range(n):
+            p[k] /= total
+            delta[k] = p[k]
+        delta[target] -= 1.0
+        loss = math.log(total) - (z[target] - top)
+    else:  # one sigmoid unit; target 1 is the positive class
+        x = z[0]
+        e = math.exp(-abs(x))
+        p[0] = 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
+        # -[y ln σ(x) + (1-y) ln(1-σ(x))] = ln(1 + e^x) - y x, as np.logaddexp(0, x)
+        loss = max(x, 0.0) + math.log1p(math.exp(-abs(x))) - target * x
+        delta[0] = p[0] - target
+    return p, loss, delta
+
+
+@njit(cache=True, nogil=True)
+def word_counts(raw):
+    """A post's word ids in text order, repeats included (n_tokens,) → (ids, counts):
+    the sorted distinct ids (int32) and how often each occurs (float64), as
+    ``Vocabulary.word_counts`` gives them."""
+    ordered = np.sort(raw)
+    n = 0
+    for j in range(ordered.shape[0]):
+        if j == 0 or ordered[j] != ordered[j - 1]:
+            n += 1
+    ids = np.empty(n, dtype=np.int32)
+    counts = np.zeros(n)
+    k = -1
+    for j in range(ordered.shape[0]):
+        if j == 0 or ordered[j] != ordered[j - 1]:
+            k += 1
+            ids[k] = ordered[j]
+        counts[k] += 1.0
+    return ids, counts
+
+
+@njit(cache=True, nogil=True)
+def learn_tokens(raw, target, learning_rate, W1T, b1, Ws, bs, softmax, guard, max_loss,
+                 max_ratio):
+    """``learn_step`` on a post given as its word ids in text order (``word_counts``
+    first, in the same call); returns learn_step's four values, then (ids, counts)."""
+    ids, counts = word_counts(raw)
+    p, loss, ratio, code = learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs,
+                                      softmax, guard, max_loss, max_ratio)
+    return p, loss, ratio, code, ids, counts
+
+
+@njit(cache=True, nogil=True)
+def learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs, softmax,
+               guard, max_loss, max_ratio):
+    """Predict, then take one SGD step on one post, in place; the update guard fused in.
+
+    Returns (ŷ before the step (n_L,), loss before the step, ‖Δθ‖/‖θ‖, code).  With
+    ``guard``, θ is what the step can touch (the post's rows of W1T, every later W,
+    every b); a NaN/inf loss or weight, a loss above ``max_loss`` or a ratio above
+    ``max_ratio`` gives a non-FINE code and θ is put back bit for bit.  Scratch space
+    is a few flat buffers (z of every layer, the copy of θ), not one array per layer.
+    """
+    n_words, n_1 = ids.shape[0], W1T.shape[1]
+    n_later = len(Ws)
+    # z^1 .. z^L in one buffer: layer l at Z[start[l]:start[l + 1]]
+    start = np.empty(n_later + 2, dtype=np.int64)
+    start[0], start[1] = 0, n_1
+    for l in range(n_later):
+        start[l + 2] = start[l + 1] + Ws[l].shape[0]
+    Z = np.empty(start[n_later + 1])
+
+    # forward: z^1 = Σ_j counts_j W1T[ids_j] + b^1, then z^(l+1) = W ReLU(z^l) + b
+    z = Z[0:n_1]
+    z[:] = 0.0
+    for j in range(n_words):
+        row, c = ids[j], counts[j]
+        for i in range(n_1):
+            z[i] += c * W1T[row, i]
+    for i in range(n_1):
+        z[i] += b1[i]
+    for l in range(n_later):
+        W, b = Ws[l], bs[l]
+        below, out = Z[start[l]:start[l + 1]], Z[start[l + 1]:start[l + 2]]
+        for o in range(W.shape[0]):
+            s = 0.0
+            for i in range(W.shape[1]):
+                s += W[o, i] * max(below[i], 0.0)
+            out[o] = s + b[o]
+    p, loss, delta = _output(Z[start[n_later]:start[n_later + 1]], softmax, target)
+
+    # the guard's copy of θ (rows of W1T, b^1, then each later W and b) and ‖θ‖²
+    size2 = 0.0
+    saved = np.empty(0)
+    if guard:
+        n_theta = n_words * n_1 + n_1
+        for l in range(n_later):
+            n_theta += Ws[l].size + bs[l].size
+        saved = np.empty(n_theta)
+        k = 0
+        for j in range(n_words):
+            for i in range(n_1):
+                saved[k] = W1T[ids[j], i]
+                k += 1
+        for i in range(n_1):
+            saved[k] = b1[i]
+            k += 1
+        for l in range(n_later):
+            for v in Ws[l].ravel():
+                saved[k] = v
+                k += 1
+            for v in bs[l]:
+                saved[k] = v
+                k += 1
+        for v in saved:
+            size2 += v * v
+
+    # backward, layer by layer: δ^(l-1) = ReLU'(z^(l-1)) ⊙ (W^l)ᵀ δ^l with W^l before its
+    # step, then W^l -= η δ^l (a^(l-1))ᵀ and b^l -= η δ^l
+    moved2 = 0.0
+    for l in range(n_later - 1, -1, -1):
+        W, b, below = Ws[l], bs[l], Z[start[l]:start[l + 1]]
+        back = np.zeros(W.shape[1])
+        for o in range(W.shape[0]):
+            d = delta[o]
+            step = learning_rate * d
+            for i in range(W.shape[1]):
+                back[i] += W[o, i] * d
+                old = W[o, i]
+                W[o, i] = old - step * max(below[i], 0.0)
+                moved2 += (W[o, i] - old) ** 2
+            old = b[o]
+            b[o] = old - step
+            moved2 += (b[o] - old) ** 2
+        for i in range(W.shape[1]):
+            back[i] *= 1.0 if below[i] > 0.0 else 0.0
+        delta = back
+    for i in range(n_1):
+        step = learning_rate * delta[i]
+        old = b1[i]
+        b1[i] = old - step
+        moved2 += (b1[i] - old) ** 2
+        for j in range(n_words):
+            row = ids[j]
+            old = W1T[row, i]
+            W1T[row, i] = old - counts[j] * step
+            moved2 += (W1T[row, i] - old) ** 2
+
+    ratio = math.sqrt(moved2) / max(math.sqrt(size2), 1e-12)
+    if not guard:
+        return p, loss, ratio, FINE
+    code = FINE
+    if not math.isfinite(loss):
+        code = LOSS_NOT_FINITE
+    elif not math.isfinite(ratio) and not _finite(ids, W1T, b1, Ws, bs):
+        code = WEIGHTS_NOT_FINITE
+    elif loss > max_loss:
+        code = LOSS_TOO_LARGE
+    elif not math.isfinite(ratio) or ratio > max_ratio:
+        code = STEP_TOO_LARGE
+    if code != FINE:  # undo the step, bit for bit, in the order it was saved
+        k = 0
+        for j in range(n_words):
+            for i in range(n_1):
+                W1T[ids[j], i] = saved[k]
+                k += 1
+        for i in range(n_1):
+            b1[i] = saved[k]
+            k += 1
+        for l in range(n_later):
+            W, b = Ws[l], bs[l]
+            for o in range(W.shape[0]):
+                for i in range(W.shape[1]):
+                    W[o, i] = saved[k]
+                    k += 1
+            for o in range(b.shape[0]):
+                b[o] = saved[k]
+                k += 1
+    return p, loss, ratio, code
+
+
+@njit(cache=True, nogil=True)
+def _finite(ids, W1T, b1, Ws, bs):
+    """Every parameter the step touched is finite."""
+    for j in range(ids.shape[0]):
+        for v in W1T[ids[j]]:
+            if not math.isfinite(v):
+                return False
+    for v in b1:
+        if not math.isfinite(v):
+            return False
+    for l in range(len(Ws)):
+        for v in Ws[l].ravel():
+            if not math.isfinite(v):
+                return False
+        for v in bs[l]:
+            if not math.isfinite(v):
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def forward_bags(indptr, ids, counts, W1T, b1, Ws, bs, softmax):
+    """Network outputs ŷ (n_posts, n_L) of posts given as CSR pieces: post r is
+    ``ids[indptr[r]:indptr[r+1]]`` with ``counts`` alike (the drift guard's re-check).
+    The layers' z live in one scratch buffer, reused from post to post."""
+    n_posts, n_1, n_later = indptr.shape[0] - 1, W1T.shape[1], len(Ws)
+    start = np.empty(n_later + 2, dtype=np.int64)
+    start[0], start[1] = 0, n_1
+    for l in range(n_later):
+        start[l + 2] = start[l + 1] + Ws[l].shape[0]
+    Z = np.empty(start[n_later + 1])
+    out = np.empty((n_posts, start[n_later + 1] - start[n_later]))
+    for r in range(n_posts):
+        z = Z[0:n_1]
+        z[:] = 0.0
+        for j in range(indptr[r], indptr[r + 1]):
+            row, c = ids[j], counts[j]
+            for i in range(n_1):
+                z[i] += c * W1T[row, i]
+        for i in range(n_1):
+            z[i] += b1[i]
+        for l in range(n_later):
+            W, b = Ws[l], bs[l]
+            below, above = Z[start[l]:start[l + 1]], Z[start[l + 1]:start[l + 2]]
+            for o in range(W.shape[0]):
+                s = 0.0
+                for i in range(W.shape[1]):
+                    s += W[o, i] * max(below[i], 0.0)
+                above[o] = s + b[o]
+        p, _, _ = _output(Z[start[n_later]:start[n_later + 1]], softmax, 0)
+        out[r] = p
+    return out
