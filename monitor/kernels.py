@@ -121,74 +121,47 @@ def learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs, softmax,
         z[i] += b1[i]
     for l in range(n_later):
         W, b = Ws[l], bs[l]
-        below, out = Z[start[l]:start[l + 1]], Z[start[l + 1]:start[l + 2]]
+        a, out = np.maximum(Z[start[l]:start[l + 1]], 0.0), Z[start[l + 1]:start[l + 2]]
         for o in range(W.shape[0]):
             s = 0.0
             for i in range(W.shape[1]):
-                s += W[o, i] * max(below[i], 0.0)
+                s += W[o, i] * a[i]
             out[o] = s + b[o]
     p, loss, delta = _output(Z[start[n_later]:start[n_later + 1]], softmax, target)
 
-    # the guard's copy of θ (rows of W1T, b^1, then each later W and b) and ‖θ‖²
-    size2 = 0.0
-    saved = np.empty(0)
-    if guard:
-        n_theta = n_words * n_1 + n_1
-        for l in range(n_later):
-            n_theta += Ws[l].size + bs[l].size
-        saved = np.empty(n_theta)
-        k = 0
-        for j in range(n_words):
-            for i in range(n_1):
-                saved[k] = W1T[ids[j], i]
-                k += 1
-        for i in range(n_1):
-            saved[k] = b1[i]
-            k += 1
-        for l in range(n_later):
-            for v in Ws[l].ravel():
-                saved[k] = v
-                k += 1
-            for v in bs[l]:
-                saved[k] = v
-                k += 1
-        for v in saved:
-            size2 += v * v
+    # the guard's copy of θ: the post's rows of W1T, b^1, then each later W and b
+    saved = _theta(ids, W1T, b1, Ws, bs) if guard else np.empty(0)
 
     # backward, layer by layer: δ^(l-1) = ReLU'(z^(l-1)) ⊙ (W^l)ᵀ δ^l with W^l before its
     # step, then W^l -= η δ^l (a^(l-1))ᵀ and b^l -= η δ^l
-    moved2 = 0.0
     for l in range(n_later - 1, -1, -1):
         W, b, below = Ws[l], bs[l], Z[start[l]:start[l + 1]]
+        a = np.maximum(below, 0.0)
         back = np.zeros(W.shape[1])
         for o in range(W.shape[0]):
             d = delta[o]
             step = learning_rate * d
             for i in range(W.shape[1]):
                 back[i] += W[o, i] * d
-                old = W[o, i]
-                W[o, i] = old - step * max(below[i], 0.0)
-                moved2 += (W[o, i] - old) ** 2
-            old = b[o]
-            b[o] = old - step
-            moved2 += (b[o] - old) ** 2
+            for i in range(W.shape[1]):
+                W[o, i] -= step * a[i]
+            b[o] -= step
         for i in range(W.shape[1]):
             back[i] *= 1.0 if below[i] > 0.0 else 0.0
         delta = back
+    step1 = learning_rate * delta
     for i in range(n_1):
-        step = learning_rate * delta[i]
-        old = b1[i]
-        b1[i] = old - step
-        moved2 += (b1[i] - old) ** 2
-        for j in range(n_words):
-            row = ids[j]
-            old = W1T[row, i]
-            W1T[row, i] = old - counts[j] * step
-            moved2 += (W1T[row, i] - old) ** 2
+        b1[i] -= step1[i]
+    for j in range(n_words):
+        row, c = ids[j], counts[j]
+        for i in range(n_1):
+            W1T[row, i] -= c * step1[i]
 
-    ratio = math.sqrt(moved2) / max(math.sqrt(size2), 1e-12)
     if not guard:
-        return p, loss, ratio, FINE
+        return p, loss, 0.0, FINE
+    # ‖θ_after − θ_before‖ / ‖θ_before‖ over the touched parameters
+    size2, moved2 = _sum_squares(saved), _moved_squares(_theta(ids, W1T, b1, Ws, bs), saved)
+    ratio = math.sqrt(moved2) / max(math.sqrt(size2), 1e-12)
     code = FINE
     if not math.isfinite(loss):
         code = LOSS_NOT_FINITE
@@ -201,22 +174,60 @@ def learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs, softmax,
     if code != FINE:  # undo the step, bit for bit, in the order it was saved
         k = 0
         for j in range(n_words):
-            for i in range(n_1):
-                W1T[ids[j], i] = saved[k]
-                k += 1
-        for i in range(n_1):
-            b1[i] = saved[k]
-            k += 1
+            W1T[ids[j]] = saved[k:k + n_1]
+            k += n_1
+        b1[:] = saved[k:k + n_1]
+        k += n_1
         for l in range(n_later):
             W, b = Ws[l], bs[l]
             for o in range(W.shape[0]):
-                for i in range(W.shape[1]):
-                    W[o, i] = saved[k]
-                    k += 1
-            for o in range(b.shape[0]):
-                b[o] = saved[k]
-                k += 1
+                W[o] = saved[k:k + W.shape[1]]
+                k += W.shape[1]
+            b[:] = saved[k:k + b.size]
+            k += b.size
     return p, loss, ratio, code
+
+
+@njit(cache=True, nogil=True)
+def _theta(ids, W1T, b1, Ws, bs):
+    """The parameters one post's step touches, copied into one flat vector: its rows
+    of W1T, b^1, then each later W (raveled) and b."""
+    n_1 = W1T.shape[1]
+    n = (ids.shape[0] + 1) * n_1
+    for l in range(len(Ws)):
+        n += Ws[l].size + bs[l].size
+    theta = np.empty(n)
+    k = 0
+    for j in range(ids.shape[0]):
+        theta[k:k + n_1] = W1T[ids[j]]
+        k += n_1
+    theta[k:k + n_1] = b1
+    k += n_1
+    for l in range(len(Ws)):
+        theta[k:k + Ws[l].size] = Ws[l].ravel()
+        k += Ws[l].size
+        theta[k:k + bs[l].size] = bs[l]
+        k += bs[l].size
+    return theta
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _sum_squares(x):
+    """Σ x_i² (summed in any order: it only sizes the step for the guard)."""
+    total = 0.0
+    for v in x:
+        total += v * v
+    return total
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _moved_squares(after, before):
+    """Σ (after_i − before_i)², NaN/inf when any weight became NaN/inf."""
+    total = 0.0
+    for i in range(after.shape[0]):
+        d = after[i] - before[i]
+        total += d * d
+    return total
 
 
 @njit(cache=True, nogil=True)
@@ -240,34 +251,18 @@ def _finite(ids, W1T, b1, Ws, bs):
 
 
 @njit(cache=True, nogil=True)
-def forward_bags(indptr, ids, counts, W1T, b1, Ws, bs, softmax):
-    """Network outputs ŷ (n_posts, n_L) of posts given as CSR pieces: post r is
-    ``ids[indptr[r]:indptr[r+1]]`` with ``counts`` alike (the drift guard's re-check).
-    The layers' z live in one scratch buffer, reused from post to post."""
-    n_posts, n_1, n_later = indptr.shape[0] - 1, W1T.shape[1], len(Ws)
-    start = np.empty(n_later + 2, dtype=np.int64)
-    start[0], start[1] = 0, n_1
-    for l in range(n_later):
-        start[l + 2] = start[l + 1] + Ws[l].shape[0]
-    Z = np.empty(start[n_later + 1])
-    out = np.empty((n_posts, start[n_later + 1] - start[n_later]))
+def first_layer_bags(indptr, ids, counts, W1T, b1):
+    """z^1 (n_posts, n_1) of posts given as CSR pieces: post r is
+    ``ids[indptr[r]:indptr[r+1]]`` with ``counts`` alike; each row summed as
+    ``learn_step`` sums it (the later, dense layers are numpy's: BLAS)."""
+    n_posts, n_1 = indptr.shape[0] - 1, W1T.shape[1]
+    Z = np.zeros((n_posts, n_1))
     for r in range(n_posts):
-        z = Z[0:n_1]
-        z[:] = 0.0
+        z = Z[r]
         for j in range(indptr[r], indptr[r + 1]):
             row, c = ids[j], counts[j]
             for i in range(n_1):
                 z[i] += c * W1T[row, i]
         for i in range(n_1):
             z[i] += b1[i]
-        for l in range(n_later):
-            W, b = Ws[l], bs[l]
-            below, above = Z[start[l]:start[l + 1]], Z[start[l + 1]:start[l + 2]]
-            for o in range(W.shape[0]):
-                s = 0.0
-                for i in range(W.shape[1]):
-                    s += W[o, i] * max(below[i], 0.0)
-                above[o] = s + b[o]
-        p, _, _ = _output(Z[start[n_later]:start[n_later + 1]], softmax, 0)
-        out[r] = p
-    return out
+    return Z

@@ -362,19 +362,17 @@ class Network:
 
     def predict_proba_bags(self, indptr: np.ndarray, ids: np.ndarray,
                            counts: np.ndarray) -> np.ndarray:
-        """ŷ (n_posts, n_outputs) of posts held as CSR pieces, through the compiled
-        kernel (one post at a time, no sparse matrix; equal to ``predict_proba`` up to
-        rounding): post r is ``ids[indptr[r]:indptr[r+1]]``, ``counts`` alike."""
-        if len(self.weights) == 1:
-            import scipy.sparse as sp
-
-            X = sp.csr_matrix((counts, ids, indptr), shape=(len(indptr) - 1, self.sizes[0]))
-            return self.predict_proba(X)
+        """ŷ (n_posts, n_outputs) of posts held as CSR pieces: post r is
+        ``ids[indptr[r]:indptr[r+1]]``, ``counts`` alike.  The first layer through the
+        compiled kernel (no sparse matrix), the dense layers as ``forward``'s (BLAS);
+        equal to ``predict_proba`` up to rounding."""
         def arg(a, dtype):  # one compiled variant: C-contiguous, writeable arrays
             return np.require(a, dtype=dtype, requirements=("C", "W"))
 
-        return _kernels().forward_bags(arg(indptr, np.int64), arg(ids, np.int32),
-                                       arg(counts, np.float64), *self._kernel_args())
+        z1 = _kernels().first_layer_bags(arg(indptr, np.int64), arg(ids, np.int32),
+                                         arg(counts, np.float64), self.weights[0].T,
+                                         self._kernel_args()[1])
+        return self._forward_from(z1, None).A[-1]
 
     def warm_kernels(self) -> None:
         """Load (or compile, the first time on a machine) the one-post kernels for this

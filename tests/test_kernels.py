@@ -109,7 +109,7 @@ def test_a_rejected_step_is_undone_bit_for_bit(rng, case, code):
         assert ratio > 5 and math.isfinite(loss)
 
 
-def test_forward_bags_equals_predict_proba(rng):
+def test_predict_proba_bags_equals_predict_proba(rng):
     import scipy.sparse as sp
 
     for sizes in SHAPES:
@@ -119,7 +119,7 @@ def test_forward_bags_equals_predict_proba(rng):
         ids = np.concatenate([i for i, _ in posts])
         counts = np.concatenate([c for _, c in posts])
         X = sp.csr_matrix((counts, ids, indptr), shape=(25, sizes[0]))
-        got = kernels.forward_bags(indptr, ids, counts, *network._kernel_args())
+        got = network.predict_proba_bags(indptr, ids, counts)
         np.testing.assert_allclose(got, network.predict_proba(X), rtol=1e-12, atol=1e-15)
 
 
