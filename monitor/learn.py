@@ -371,12 +371,21 @@ class OnlineLearner:
         self._sync(conn)
         self._pending: list[tuple] = []
         self._stamp = _now()
+        # the posts' word ids in one pass, unless the vocabulary may grow on the way
+        raws: list[np.ndarray | None] = [None] * len(labelled)
+        if self.config.vocabulary_cap <= len(self.model.vocabulary):
+            flat, indptr = self.model.vocabulary.word_ids_batch([p.text for p in labelled])
+            bounds = indptr.tolist()
+            raws = [flat[a:b] for a, b in zip(bounds, bounds[1:])]
         with np.errstate(all="ignore"):  # NaN/inf are the guards' business, not warnings
-            entries = [self._observe_one(conn, post) for post in labelled]
+            entries = [self._observe_one(conn, post, raw) for post, raw in zip(labelled, raws)]
         self._flush(conn)
         return entries
 
-    def _observe_one(self, conn: sqlite3.Connection, post: Post) -> dict[str, Any]:
+    def _observe_one(self, conn: sqlite3.Connection, post: Post,
+                     raw: np.ndarray | None) -> dict[str, Any]:
+        """One labelled post; ``raw``: its word ids (``Vocabulary.word_ids``) when the
+        caller has them."""
         entry: dict[str, Any] = {"post_id": post.id, "label": post.label, "reason": None,
                                  "predicted": None, "correct": None, "loss": None,
                                  "new_words": [], "new_class": None}
@@ -400,9 +409,9 @@ class OnlineLearner:
             self._score(post, entry)
             entry["new_words"] = grow_vocabulary(model, post.text, self.config.vocabulary_cap)
             self.dirty = self.dirty or bool(entry["new_words"])
-            self._learn(post, entry, scored=True)
+            self._learn(post, entry, None, scored=True)
         else:  # the fused step: one tokenization, one forward pass
-            self._learn(post, entry, scored=False)
+            self._learn(post, entry, raw, scored=False)
         self._journal(post, entry)
         self._watch(conn, entry)
         return entry
@@ -422,21 +431,23 @@ class OnlineLearner:
         """p: the model's scores of the post before its step, one per label name."""
         names = self.model.label_names
         values = p.tolist()
-        best = max(range(len(values)), key=values.__getitem__)  # argmax: first of ties
+        best = values.index(max(values))  # argmax: the first of ties
         entry["predicted"] = names[best]
         entry["correct"] = names[best] == label
         entry["loss"] = -math.log(max(values[names.index(label)], 1e-300))
 
-    def _learn(self, post: Post, entry: dict[str, Any], scored: bool) -> None:
+    def _learn(self, post: Post, entry: dict[str, Any], raw: np.ndarray | None,
+               scored: bool) -> None:
         """The single-example step (``train.sgd_update``'s: the one-post kernel, via
-        ``Network.learn_counts_guarded``) under the update guard, which undoes a bad
-        step itself; ``scored=False``: its forward pass is also the prequential score."""
+        ``Network.learn_ids``) under the update guard, which undoes a bad step itself;
+        ``scored=False``: its forward pass is also the prequential score.  ``raw``: the
+        post's word ids, or None to tokenize it here."""
         model = self.model
         network = model.network
-        config = self.config
+        if raw is None:
+            raw = model.vocabulary.word_ids(post.text)
         p, loss, ratio, code, ids, counts = network.learn_ids(
-            model.vocabulary.word_ids(post.text), model.label_index(post.label),
-            self._rate, self._max_loss, self._max_ratio)
+            raw, model.label_index(post.label), self._rate, self._max_loss, self._max_ratio)
         # the drift guard's copy of the bag, as bytes: _predict joins hundreds at once
         entry["bag"] = (post.text, ids.tobytes(), counts.tobytes(), len(model.vocabulary))
         if not scored:
@@ -450,6 +461,7 @@ class OnlineLearner:
             self.dirty = True
             self.rejections = 0
             return
+        config = self.config
         problem = update_problem(code, loss, ratio, config.max_loss, config.max_update_ratio)
         entry.update(outcome="rejected", reason=problem)
         self.rejections += 1

@@ -61,12 +61,19 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+_KERNELS = None
+SMALL_DENSE = 4096  # predict_proba_bags: dense weights up to this many run compiled
+
+
 def _kernels():
     """monitor.kernels, imported on first use: numba loads only where one post at a
     time is learned (or the drift guard re-scores), never for ``score`` or ``--help``."""
-    from monitor import kernels
+    global _KERNELS
+    if _KERNELS is None:
+        from monitor import kernels
 
-    return kernels
+        _KERNELS = kernels
+    return _KERNELS
 
 
 # ---------------------------------------------------------------- the network
@@ -369,10 +376,11 @@ class Network:
         def arg(a, dtype):  # one compiled variant: C-contiguous, writeable arrays
             return np.require(a, dtype=dtype, requirements=("C", "W"))
 
-        z1 = _kernels().first_layer_bags(arg(indptr, np.int64), arg(ids, np.int32),
-                                         arg(counts, np.float64), self.weights[0].T,
-                                         self._kernel_args()[1])
-        return self._forward_from(z1, None).A[-1]
+        posts = arg(indptr, np.int64), arg(ids, np.int32), arg(counts, np.float64)
+        W1T, b1, Ws, bs, softmax = self._kernel_args()
+        if sum(W.size for W in Ws) <= SMALL_DENSE:  # compiled loops beat numpy's calls
+            return _kernels().forward_bags(*posts, W1T, b1, Ws, bs, softmax)
+        return self._forward_from(_kernels().first_layer_bags(*posts, W1T, b1), None).A[-1]
 
     def warm_kernels(self) -> None:
         """Load (or compile, the first time on a machine) the one-post kernels for this
@@ -385,7 +393,9 @@ class Network:
         ids, counts = np.array([1], dtype=np.int32), np.ones(1)
         dummy.learn_counts(ids, counts, 0, 0.1)
         dummy.learn_ids(ids, 0, 0.1, 1.0, 1.0)
-        dummy.predict_proba_bags(np.array([0, 1]), ids, counts)
+        dummy.predict_proba_bags(np.array([0, 1]), ids, counts)  # small: forward_bags
+        dummy._forward_from(_kernels().first_layer_bags(  # wide layers: first layer only
+            np.array([0, 1]), ids, counts, *dummy._kernel_args()[:2]), None)
 
     def _kernel_args(self) -> tuple:
         """(W^1ᵀ, b^1, (W^2..W^L), (b^2..b^L), softmax?) as the kernels take them.
@@ -394,9 +404,10 @@ class Network:
         a new class): the kernels need W^1 Fortran-ordered (W^1ᵀ C-contiguous), every
         other array C-contiguous, all writeable.
         """
-        key = tuple(map(id, self.weights)) + tuple(map(id, self.biases))
-        if self._kernel_cache is not None and self._kernel_cache[0] == key:
-            return self._kernel_cache[1]
+        key = (*map(id, self.weights), *map(id, self.biases))
+        cache = self._kernel_cache
+        if cache is not None and cache[0] == key:
+            return cache[1]
         for l, W in enumerate(self.weights):
             wanted = W.flags.f_contiguous if l == 0 else W.flags.c_contiguous
             if not (wanted and W.flags.writeable):
@@ -406,7 +417,7 @@ class Network:
                 self.biases[l] = np.array(b)
         args = (self.weights[0].T, self.biases[0], tuple(self.weights[1:]),
                 tuple(self.biases[1:]), self.output == "softmax")
-        key = tuple(map(id, self.weights)) + tuple(map(id, self.biases))
+        key = (*map(id, self.weights), *map(id, self.biases))
         self._kernel_cache = (key, args)
         return args
 

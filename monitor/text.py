@@ -183,21 +183,31 @@ class Vocabulary:
         """
         if len(texts) == 1:  # one post: count in Python, skip scipy's duplicate summing
             return self._one_row(*self.word_counts(texts[0]))
+        return self._counts_matrix(*self.word_ids_batch(texts))
+
+    def word_ids_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Posts → the word ids of their tokens in text order, repeats included, as CSR
+        pieces: (ids (n_tokens,) int32, indptr (n_posts + 1,) int64); post i's are
+        ``ids[indptr[i]:indptr[i+1]]``, ``word_ids(texts[i])`` each.
+
+        One pass for the batch: one ``str.split`` of the joined posts and one cached
+        lookup per whitespace-separated chunk, all in C.
+        """
         joined = _JOIN.join(texts)
-        ids_of = self._chunk_ids.__getitem__
         if joined.count(_SEPARATOR) != len(texts) - 1:  # a post contains the separator
-            indptr = [0]
-            ids: list[int] = []
-            for text in texts:
-                ids.extend(self._ids(text))
-                indptr.append(len(ids))
-            return self._counts_matrix(ids, indptr)
+            pieces = [self.word_ids(text) for text in texts]
+            indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+            np.cumsum([len(p) for p in pieces], out=indptr[1:])
+            return np.concatenate(pieces or [np.zeros(0, np.int32)]), indptr
         chunks = joined.split()
         chunks.append(_SEPARATOR)  # _ChunkIds maps it to (-1,): the end of a post
-        flat = np.fromiter(chain.from_iterable(map(ids_of, chunks)), dtype=np.int64)
+        flat = np.fromiter(chain.from_iterable(map(self._chunk_ids.__getitem__, chunks)),
+                           dtype=np.int32)
         ends = np.flatnonzero(flat < 0)  # (n_posts,): where each post's separator is
-        indptr = np.concatenate(([0], ends - np.arange(len(ends))))
-        return self._counts_matrix(flat[flat >= 0], indptr)
+        indptr = np.empty(len(ends) + 1, dtype=np.int64)
+        indptr[0] = 0
+        np.subtract(ends, np.arange(len(ends)), out=indptr[1:])
+        return flat[flat >= 0], indptr
 
     def word_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """One post's bag of words as arrays, without a sparse matrix: (ids, counts).

@@ -109,9 +109,13 @@ def test_a_rejected_step_is_undone_bit_for_bit(rng, case, code):
         assert ratio > 5 and math.isfinite(loss)
 
 
-def test_predict_proba_bags_equals_predict_proba(rng):
+@pytest.mark.parametrize("small_dense", [4096, 0], ids=["compiled", "blas"])
+def test_predict_proba_bags_equals_predict_proba(rng, monkeypatch, small_dense):
     import scipy.sparse as sp
 
+    from monitor import network as network_module
+
+    monkeypatch.setattr(network_module, "SMALL_DENSE", small_dense)
     for sizes in SHAPES:
         network = _network(rng, sizes)
         posts = [_post(rng, sizes[0]) for _ in range(25)]
