@@ -113,6 +113,18 @@ def test_batch_ids_equal_the_tokenizer_on_each_whole_post(texts):
         assert np.array_equal(row[ids], counts) and counts.sum() == row.sum()
 
 
+@given(st.lists(_POSTY, max_size=8))
+def test_word_ids_batch_is_word_ids_post_by_post(texts):
+    # the learner's batch tokenization: one pass, the same ids in text order per post
+    vocab = Vocabulary(["banana", "cookie", "a", "the", "😋", "0", "bread", "oatmeal", "dont"])
+    ids, indptr = vocab.word_ids_batch(texts)
+    assert ids.dtype == np.int32 and indptr.dtype == np.int64
+    assert indptr.tolist()[0] == 0 and len(indptr) == len(texts) + 1
+    for i, text in enumerate(texts):
+        assert ids[indptr[i]:indptr[i + 1]].tolist() == vocab.word_ids(text).tolist()
+        assert vocab.word_ids(text).tolist() == vocab.token_ids(tokenize(text))
+
+
 def test_regex_whitespace_is_exactly_str_isspace():
     # the premise of chunking a post with str.split(): no token contains or starts with
     # a character that split() treats as whitespace, because \s is that very set
