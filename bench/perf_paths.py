@@ -35,7 +35,8 @@ def best_of(function, repeat: int = 5) -> float:
 
 
 def prequential_learner(model: Model, posts: list[dict]) -> None:
-    """What monitor/learn.py does per post: score, then the single-example SGD step."""
+    """The composed one-post path: score, then the single-example SGD step on a bag
+    (what monitor/learn.py did before the fused step; public API in every tree)."""
     for post in posts:
         model.probabilities([post["text"]])
         bag = model.vocabulary.bag_of_words([post["text"]])

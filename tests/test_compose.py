@@ -119,6 +119,20 @@ def test_dockerfile_slim_base_non_root_package_installed_healthcheck(dockerfile)
     assert not {"monitor", "plugins", "models", "pyproject.toml"} & set(ignored)
 
 
+@pytest.mark.slow
+def test_the_image_compiles_the_learning_kernels_at_build_time(dockerfile, tmp_path):
+    """The build's warm-up RUN line, run as written (Docker joins the continued line),
+    as the image's user would: numba's cache lands in the given cache directory."""
+    joined = dockerfile.replace("\\\n", "")
+    runs = re.findall(r'^RUN python -c "(.+)"$', joined, re.M)
+    assert len(runs) == 1 and "warm_kernels()" in runs[0]
+    assert joined.index(runs[0]) > joined.index("USER monitor")  # cached for that user
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    subprocess.run([sys.executable, "-c", runs[0]], check=True, env=env, timeout=600)
+    cached = [p.name for p in (tmp_path / "numba").rglob("*.nbi")]
+    assert any("learn_tokens" in name for name in cached), cached
+
+
 def healthcheck_command(dockerfile: str) -> str:
     match = re.search(r"^HEALTHCHECK .*?\\\n\s+CMD (.+)$", dockerfile, re.M)
     assert match, "no HEALTHCHECK ... CMD"
