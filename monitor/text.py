@@ -340,8 +340,11 @@ class _MatchIds(dict):
         self.token_ids = token_ids
 
     def __missing__(self, match: str) -> tuple[int, ...]:
-        ids_of = self.token_ids.__getitem__
-        ids = tuple(chain.from_iterable(map(ids_of, _tokens_of(match))))
+        tokens = _tokens_of(match)
+        if len(tokens) == 1:  # the usual case: one word
+            ids = self.token_ids[tokens[0]]
+        else:
+            ids = tuple(chain.from_iterable(map(self.token_ids.__getitem__, tokens)))
         if len(self) >= self.LIMIT:
             self.clear()
         self[match] = ids
@@ -359,7 +362,10 @@ class _ChunkIds(dict):
         self.clear()
 
     def __missing__(self, chunk: str) -> tuple[int, ...]:
-        ids = tuple(chain.from_iterable(map(self.match_ids.__getitem__, _findall(chunk))))
+        if chunk.isalnum() and chunk.isascii():  # _findall's plain-word case: one match
+            ids = self.match_ids[chunk]
+        else:
+            ids = tuple(chain.from_iterable(map(self.match_ids.__getitem__, _findall(chunk))))
         if len(self) >= self.LIMIT:
             self.clear()
         self[chunk] = ids
