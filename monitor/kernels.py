@@ -83,11 +83,10 @@ def word_counts(raw):
 def learn_tokens(raw, target, learning_rate, W1T, b1, Ws, bs, softmax, guard, max_loss,
                  max_ratio):
     """``learn_step`` on a post given as its word ids in text order (``word_counts``
-    first, in the same call); returns learn_step's four values, then (ids, counts)."""
+    first, in the same call); returns learn_step's four values."""
     ids, counts = word_counts(raw)
-    p, loss, ratio, code = learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs,
-                                      softmax, guard, max_loss, max_ratio)
-    return p, loss, ratio, code, ids, counts
+    return learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs, softmax, guard,
+                      max_loss, max_ratio)
 
 
 @njit(cache=True, nogil=True)

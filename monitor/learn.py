@@ -8,11 +8,12 @@ For every labelled post, in order, inside the daemon's ledger transaction:
 3. its new words may join the vocabulary (``grow_vocabulary``, the policy ``train``
    shares), then the one SGD step — the very step ``train --batch-size 1 --no-shuffle``
    takes (``monitor.train.sgd_update``), so both end with identical weights.  Both run
-   the one-post kernel ``Network.learn_counts``; the learner calls it directly, on
-   the post's word counts, so that one tokenization and one forward pass give the
-   prequential score and the step (a post that may grow the vocabulary is scored
-   first, then stepped with its new words);
-4. the guards may reject the step (the weights are restored) or pause learning;
+   the compiled one-post kernel (monitor/kernels.py, via ``Network.learn_ids``); the
+   learner calls it directly on the post's word ids (a file's posts tokenized in one
+   pass), so that one tokenization and one forward pass give the prequential score
+   and the step (a post that may grow the vocabulary is scored first, then stepped
+   with its new words);
+4. the guards may reject the step (the kernel restores the weights) or pause learning;
 5. one row goes into the journal ``learn_journal``: text, label, learning rate, words
    or class added, outcome, prediction, loss.  It commits with the posts being marked
    done, so the journal is the exactly-once log of what the live model has learned.
@@ -322,7 +323,7 @@ class OnlineLearner:
             " AND correct IS NOT NULL ORDER BY seq DESC LIMIT ?",
             (start, self.drift.entries.maxlen),
         ).fetchall()
-        self.drift.load(((text, None, None, -1), label, c) for text, label, c in reversed(recent))
+        self.drift.load(((text, None, -1), label, c) for text, label, c in reversed(recent))
         tail = conn.execute(
             "SELECT outcome FROM learn_journal WHERE seq > ? AND outcome IN"
             " ('learned', 'rejected') ORDER BY seq DESC LIMIT ?",
@@ -446,10 +447,10 @@ class OnlineLearner:
         network = model.network
         if raw is None:
             raw = model.vocabulary.word_ids(post.text)
-        p, loss, ratio, code, ids, counts = network.learn_ids(
+        p, loss, ratio, code = network.learn_ids(
             raw, model.label_index(post.label), self._rate, self._max_loss, self._max_ratio)
-        # the drift guard's copy of the bag, as bytes: _predict joins hundreds at once
-        entry["bag"] = (post.text, ids.tobytes(), counts.tobytes(), len(model.vocabulary))
+        # the drift guard's copy of the word ids, as bytes: _predict joins hundreds at once
+        entry["bag"] = (post.text, raw.tobytes(), len(model.vocabulary))
         if not scored:
             if network.output == "sigmoid":
                 p = model._with_complement(p[None, :])[0]
@@ -481,28 +482,23 @@ class OnlineLearner:
     def _predict(self, bags: list[tuple]) -> list[str]:
         """The drift guard's posts → the live model's labels.
 
-        bags: (text, ids, counts, vocabulary size) as ``_learn`` kept them (ids and
-        counts as the bytes of their int32 / float64 arrays), so the retention check
-        reuses each post's word counts; a post seen before the vocabulary grew (or read
-        back from the journal: (text, None, None, -1)) is counted again.  One join of
-        the bytes (10× a concatenate of small arrays), one compiled pass over all of
-        them (``Network.predict_proba_bags``: no sparse matrix).
+        bags: (text, word ids, vocabulary size) as ``_learn`` kept them (the bytes of the
+        post's ``Vocabulary.word_ids``, repeats included), so the retention check does not
+        tokenize again; a post seen before the vocabulary grew (or read back from the
+        journal: (text, None, -1)) is tokenized again.  One join of the bytes (10× a
+        concatenate of small arrays), one compiled pass over all of them
+        (``Network.predict_proba_bags``, each id counted once per occurrence).
         """
         model = self.model
-        size = len(model.vocabulary)
-        ids, counts = [], []
-        for text, ids_bytes, counts_bytes, n in bags:
-            if n != size:
-                word_ids, word_counts = model.vocabulary.word_counts(text)
-                ids_bytes, counts_bytes = word_ids.tobytes(), word_counts.tobytes()
-            ids.append(ids_bytes)
-            counts.append(counts_bytes)
+        vocabulary = model.vocabulary
+        size = len(vocabulary)
+        ids = [raw if n == size else vocabulary.word_ids(text).tobytes()
+               for text, raw, n in bags]
         indptr = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)) // 4,
                   out=indptr[1:])
-        p = model.network.predict_proba_bags(
-            indptr, np.frombuffer(b"".join(ids), dtype=np.int32),
-            np.frombuffer(b"".join(counts), dtype=np.float64))
+        flat = np.frombuffer(b"".join(ids), dtype=np.int32)
+        p = model.network.predict_proba_bags(indptr, flat, np.ones(len(flat)))
         names = model.label_names
         return [names[k] for k in model._with_complement(p).argmax(axis=1).tolist()]
 

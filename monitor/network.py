@@ -351,17 +351,15 @@ class Network:
     def learn_ids(
         self, raw_ids: np.ndarray, target: int, learning_rate: float,
         max_loss: float | None = None, max_ratio: float | None = None,
-    ) -> tuple[np.ndarray, float, float, int, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, float, float, int]:
         """``learn_counts_guarded`` on a post given as its word ids in text order,
-        repeats included (``Vocabulary.word_ids``): counted and stepped in one compiled
-        call.  Returns (ŷ, loss, ratio, code, ids, counts), ids/counts as
-        ``Vocabulary.word_counts`` gives them.  The one-post hot path (the learner,
-        ``Model.learn_one``)."""
+        repeats included (``Vocabulary.word_ids``): counted (as ``word_counts`` counts)
+        and stepped in one compiled call; the same four values.  The one-post hot path
+        (the learner, ``Model.learn_one``)."""
         if len(self.weights) == 1:
-            ids, counts = np.unique(raw_ids.astype(np.int32), return_counts=True)
-            counts = counts.astype(np.float64)
-            return (*self.learn_counts_guarded(ids, counts, target, learning_rate, max_loss,
-                                               max_ratio), ids, counts)
+            ids, counts = np.unique(np.asarray(raw_ids, dtype=np.int32), return_counts=True)
+            return self.learn_counts_guarded(ids.astype(np.int32), counts.astype(np.float64),
+                                             target, learning_rate, max_loss, max_ratio)
         guard = max_loss is not None and max_ratio is not None
         return _kernels().learn_tokens(
             raw_ids, target, learning_rate, *self._kernel_args(), guard,

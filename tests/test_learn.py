@@ -380,20 +380,20 @@ def test_drift_guard_predictions_equal_the_models(model, make_learner, rng):
     texts = [p.text for p in make_posts(30, rng)] + ["", "nothing known here", "banana banana"]
     vocabulary = learner.model.vocabulary
 
-    def bag(text):  # as _learn keeps it: the bytes of the (ids, counts) arrays
-        return (text, *(a.tobytes() for a in vocabulary.word_counts(text)), len(vocabulary))
+    def bag(text):  # as _learn keeps it: the bytes of the post's word ids
+        return (text, vocabulary.word_ids(text).tobytes(), len(vocabulary))
 
     bags = [bag(t) for t in texts[:20]]
-    bags += [(t, None, None, -1) for t in texts[20:]]
+    bags += [(t, None, -1) for t in texts[20:]]
     observe(learner, [Post("g", "banana pancakes", "banana")])  # grows: bags now stale
     assert len(learner.model.vocabulary) == 10
     names = learner.model.label_names
     expected = [names[k] for k in learner.model.probabilities(texts).argmax(axis=1)]
     assert learner._predict(bags) == expected
     fresh = [bag(t) for t in texts]  # counted with the grown vocabulary: reused as kept
-    assert fresh[0][3] == 10 and learner._predict(fresh) == expected
+    assert fresh[0][2] == 10 and learner._predict(fresh) == expected
     p = learner.model.probabilities(texts)
     assert len(set(expected)) > 1 or p.max(axis=1).min() < 0.99  # not a constant model
     grown = learner.model.probabilities(["pancakes pancakes rain"])[0]  # a new word in it
-    assert learner._predict([("pancakes pancakes rain", None, None, -1)]) == [
+    assert learner._predict([("pancakes pancakes rain", None, -1)]) == [
         names[int(grown.argmax())]]
