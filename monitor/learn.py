@@ -227,6 +227,7 @@ class OnlineLearner:
         self._rate = float(self.config.learning_rate)
         self._max_loss = float(self.config.max_loss)
         self._max_ratio = float(self.config.max_update_ratio)
+        self._journal_rate = _finite_or_none(self._rate)
         self._base_fingerprint = fingerprint(model)
         ledger.register_schema(create_schema)
 
@@ -518,7 +519,7 @@ class OnlineLearner:
         self._pending.append(
             (seq, post.id, post.text, post.label, entry["outcome"], entry["reason"],
              entry["predicted"], None if correct is None else int(correct),
-             _finite_or_none(entry["loss"]), _finite_or_none(float(self.config.learning_rate)),
+             _finite_or_none(entry["loss"]), self._journal_rate,
              json.dumps(entry["new_words"]) if entry["new_words"] else None,
              entry["new_class"], self.version, self._stamp))
         self.applied_seq = seq
