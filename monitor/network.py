@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import is_
 
 import sys
 from typing import TYPE_CHECKING
@@ -402,9 +404,9 @@ class Network:
         a new class): the kernels need W^1 Fortran-ordered (W^1ᵀ C-contiguous), every
         other array C-contiguous, all writeable.
         """
-        key = (*map(id, self.weights), *map(id, self.biases))
-        cache = self._kernel_cache
-        if cache is not None and cache[0] == key:
+        cache = self._kernel_cache  # (the arrays it was built from, the arguments)
+        if cache is not None and len(cache[0]) == len(self.weights) + len(self.biases) \
+                and all(map(is_, chain(self.weights, self.biases), cache[0])):
             return cache[1]
         for l, W in enumerate(self.weights):
             wanted = W.flags.f_contiguous if l == 0 else W.flags.c_contiguous
@@ -415,8 +417,7 @@ class Network:
                 self.biases[l] = np.array(b)
         args = (self.weights[0].T, self.biases[0], tuple(self.weights[1:]),
                 tuple(self.biases[1:]), self.output == "softmax")
-        key = (*map(id, self.weights), *map(id, self.biases))
-        self._kernel_cache = (key, args)
+        self._kernel_cache = ((*self.weights, *self.biases), args)
         return args
 
     def learn_counts_reference(
