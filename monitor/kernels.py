@@ -271,21 +271,31 @@ def first_layer_bags(indptr, ids, counts, W1T, b1):
 def forward_bags(indptr, ids, counts, W1T, b1, Ws, bs, softmax):
     """ŷ (n_posts, n_L) of posts given as CSR pieces, every layer compiled: for small
     dense layers (the default model's), where numpy's calls on (n_posts, 64) arrays
-    cost more than the arithmetic.  Wide layers go to BLAS instead (first_layer_bags)."""
+    cost more than the arithmetic.  Wide layers go to BLAS instead (first_layer_bags).
+    No allocation per post: the layers' activations live in two reused buffers."""
     n_posts, n_later = indptr.shape[0] - 1, len(Ws)
     Z1 = first_layer_bags(indptr, ids, counts, W1T, b1)
-    out = np.empty((n_posts, Ws[n_later - 1].shape[0]))
+    widest = Z1.shape[1]
+    for l in range(n_later):
+        widest = max(widest, Ws[l].shape[0])
+    below, above = np.empty(widest), np.empty(widest)
+    n_out = Ws[n_later - 1].shape[0]
+    out = np.empty((n_posts, n_out))
     for r in range(n_posts):
-        z = Z1[r]
+        n = Z1.shape[1]
+        for i in range(n):
+            below[i] = max(Z1[r, i], 0.0) if not math.isnan(Z1[r, i]) else Z1[r, i]
         for l in range(n_later):
             W, b = Ws[l], bs[l]
-            a = np.maximum(z, 0.0)
-            z = np.empty(W.shape[0])
             for o in range(W.shape[0]):
                 s = 0.0
                 for i in range(W.shape[1]):
-                    s += W[o, i] * a[i]
-                z[o] = s + b[o]
-        p, _, _ = _output(z, softmax, 0)
+                    s += W[o, i] * below[i]
+                above[o] = s + b[o]
+            n = W.shape[0]
+            if l < n_later - 1:  # ReLU into the next layer's input
+                for o in range(n):
+                    below[o] = max(above[o], 0.0) if not math.isnan(above[o]) else above[o]
+        p, _, _ = _output(above[:n_out], softmax, 0)
         out[r] = p
     return out
