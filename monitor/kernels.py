@@ -296,6 +296,24 @@ def forward_bags(indptr, ids, counts, W1T, b1, Ws, bs, softmax):
             if l < n_later - 1:  # ReLU into the next layer's input
                 for o in range(n):
                     below[o] = max(above[o], 0.0) if not math.isnan(above[o]) else above[o]
-        p, _, _ = _output(above[:n_out], softmax, 0)
-        out[r] = p
+        _scores_into(above[:n_out], softmax, out[r])
     return out
+
+
+@njit(cache=True, nogil=True)
+def _scores_into(z, softmax, p):
+    """ŷ of logits z (n_L,) written into p, as ``_output`` computes it (no allocation)."""
+    n = z.shape[0]
+    if softmax:
+        top = z[0]
+        for k in range(1, n):
+            top = max(top, z[k])
+        total = 0.0
+        for k in range(n):
+            p[k] = math.exp(z[k] - top)
+            total += p[k]
+        for k in range(n):
+            p[k] /= total
+    else:
+        e = math.exp(-abs(z[0]))
+        p[0] = 1.0 / (1.0 + e) if z[0] >= 0 else e / (1.0 + e)
