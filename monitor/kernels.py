@@ -30,31 +30,40 @@ FINE, LOSS_NOT_FINITE, WEIGHTS_NOT_FINITE, LOSS_TOO_LARGE, STEP_TOO_LARGE = rang
 
 
 @njit(cache=True, nogil=True)
-def _output(z, softmax, target):
-    """Logits z (n_L,) → (ŷ, loss, δ^L = ŷ − y); stable for any size of z."""
+def _scores_into(z, softmax, p):
+    """ŷ of logits z (n_L,) written into p (n_L,); returns softmax's (max z, Σ e^(z−max)),
+    which the loss needs (a sigmoid: (0, 0)).  Stable for any size of z."""
     n = z.shape[0]
-    p = np.empty(n)
-    delta = np.empty(n)
+    if not softmax:  # one sigmoid unit
+        e = math.exp(-abs(z[0]))
+        p[0] = 1.0 / (1.0 + e) if z[0] >= 0 else e / (1.0 + e)
+        return 0.0, 0.0
+    top = z[0]
+    for k in range(1, n):
+        top = max(top, z[k])
+    total = 0.0
+    for k in range(n):
+        p[k] = math.exp(z[k] - top)
+        total += p[k]
+    for k in range(n):
+        p[k] /= total
+    return top, total
+
+
+@njit(cache=True, nogil=True)
+def _output(z, softmax, target):
+    """Logits z (n_L,) → (ŷ, loss, δ^L = ŷ − y)."""
+    p = np.empty(z.shape[0])
+    top, total = _scores_into(z, softmax, p)
+    delta = p.copy()
     if softmax:
-        top = z[0]
-        for k in range(1, n):
-            top = max(top, z[k])
-        total = 0.0
-        for k in range(n):
-            p[k] = math.exp(z[k] - top)
-            total += p[k]
-        for k in range(n):
-            p[k] /= total
-            delta[k] = p[k]
         delta[target] -= 1.0
         loss = math.log(total) - (z[target] - top)
-    else:  # one sigmoid unit; target 1 is the positive class
+    else:  # target 1 is the positive class
         x = z[0]
-        e = math.exp(-abs(x))
-        p[0] = 1.0 / (1.0 + e) if x >= 0 else e / (1.0 + e)
         # -[y ln σ(x) + (1-y) ln(1-σ(x))] = ln(1 + e^x) - y x, as np.logaddexp(0, x)
         loss = max(x, 0.0) + math.log1p(math.exp(-abs(x))) - target * x
-        delta[0] = p[0] - target
+        delta[0] -= target
     return p, loss, delta
 
 
@@ -299,21 +308,3 @@ def forward_bags(indptr, ids, counts, W1T, b1, Ws, bs, softmax):
         _scores_into(above[:n_out], softmax, out[r])
     return out
 
-
-@njit(cache=True, nogil=True)
-def _scores_into(z, softmax, p):
-    """ŷ of logits z (n_L,) written into p, as ``_output`` computes it (no allocation)."""
-    n = z.shape[0]
-    if softmax:
-        top = z[0]
-        for k in range(1, n):
-            top = max(top, z[k])
-        total = 0.0
-        for k in range(n):
-            p[k] = math.exp(z[k] - top)
-            total += p[k]
-        for k in range(n):
-            p[k] /= total
-    else:
-        e = math.exp(-abs(z[0]))
-        p[0] = 1.0 / (1.0 + e) if z[0] >= 0 else e / (1.0 + e)
