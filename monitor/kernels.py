@@ -25,11 +25,37 @@ import math
 import numpy as np
 from numba import njit
 
+
+def _compiled(**options):
+    """``njit`` with the machine code cached on disk (compiled once per machine).
+
+    Where no cache directory is writable (a read-only install and home: numba raises
+    "cannot cache function ...: no locator available"), the kernel is compiled in
+    memory instead, again at each start; ``NUMBA_CACHE_DIR`` names a writable one.
+    """
+    def decorate(function):
+        try:
+            return njit(cache=True, nogil=True, **options)(function)
+        except RuntimeError as error:
+            if not _UNCACHED:  # one warning, not one per kernel
+                import structlog
+
+                structlog.get_logger("monitor.kernels").warning(
+                    "kernel_cache_unavailable", error=str(error),
+                    hint="set NUMBA_CACHE_DIR to a writable directory")
+            _UNCACHED.append(function.__name__)
+            return njit(nogil=True, **options)(function)
+
+    return decorate
+
+
+_UNCACHED: list[str] = []  # kernels compiled in memory only (see _compiled)
+
 # what the update guard found (monitor.guards.update_problem words them)
 FINE, LOSS_NOT_FINITE, WEIGHTS_NOT_FINITE, LOSS_TOO_LARGE, STEP_TOO_LARGE = range(5)
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def _scores_into(z, softmax, p):
     """ŷ of logits z (n_L,) written into p (n_L,); returns softmax's (max z, Σ e^(z−max)),
     which the loss needs (a sigmoid: (0, 0)).  Stable for any size of z."""
@@ -50,7 +76,7 @@ def _scores_into(z, softmax, p):
     return top, total
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def _output(z, softmax, target):
     """Logits z (n_L,) → (ŷ, loss, δ^L = ŷ − y)."""
     p = np.empty(z.shape[0])
@@ -67,7 +93,7 @@ def _output(z, softmax, target):
     return p, loss, delta
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def word_counts(raw):
     """A post's word ids in text order, repeats included (n_tokens,) → (ids, counts):
     the sorted distinct ids (int32) and how often each occurs (float64), as
@@ -88,7 +114,7 @@ def word_counts(raw):
     return ids, counts
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def learn_tokens(raw, target, learning_rate, W1T, b1, Ws, bs, softmax, guard, max_loss,
                  max_ratio):
     """``learn_step`` on a post given as its word ids in text order (``word_counts``
@@ -98,7 +124,7 @@ def learn_tokens(raw, target, learning_rate, W1T, b1, Ws, bs, softmax, guard, ma
                       max_loss, max_ratio)
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs, softmax,
                guard, max_loss, max_ratio):
     """Predict, then take one SGD step on one post, in place; the update guard fused in.
@@ -196,7 +222,7 @@ def learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs, softmax,
     return p, loss, ratio, code
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def _theta(ids, W1T, b1, Ws, bs):
     """The parameters one post's step touches, copied into one flat vector: its rows
     of W1T, b^1, then each later W (raveled) and b."""
@@ -219,7 +245,7 @@ def _theta(ids, W1T, b1, Ws, bs):
     return theta
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
+@_compiled(fastmath={"reassoc"})
 def _sum_squares(x):
     """Σ x_i² (summed in any order: it only sizes the step for the guard)."""
     total = 0.0
@@ -228,7 +254,7 @@ def _sum_squares(x):
     return total
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
+@_compiled(fastmath={"reassoc"})
 def _moved_squares(after, before):
     """Σ (after_i − before_i)², NaN/inf when any weight became NaN/inf."""
     total = 0.0
@@ -238,7 +264,7 @@ def _moved_squares(after, before):
     return total
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def _finite(ids, W1T, b1, Ws, bs):
     """Every parameter the step touched is finite."""
     for j in range(ids.shape[0]):
@@ -258,7 +284,7 @@ def _finite(ids, W1T, b1, Ws, bs):
     return True
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def first_layer_bags(indptr, ids, counts, W1T, b1):
     """z^1 (n_posts, n_1) of posts given as CSR pieces: post r is
     ``ids[indptr[r]:indptr[r+1]]`` with ``counts`` alike; each row summed as
@@ -276,7 +302,7 @@ def first_layer_bags(indptr, ids, counts, W1T, b1):
     return Z
 
 
-@njit(cache=True, nogil=True)
+@_compiled()
 def forward_bags(indptr, ids, counts, W1T, b1, Ws, bs, softmax):
     """ŷ (n_posts, n_L) of posts given as CSR pieces, every layer compiled: for small
     dense layers (the default model's), where numpy's calls on (n_posts, 64) arrays

@@ -190,3 +190,35 @@ def test_kernel_arguments_follow_replaced_arrays(rng):
     assert scores.shape == (4,)
     assert model.network.weights[0][:, 3].any()  # the new word's column moved
     assert model.network.weights[-1][3].any() and model.network.weights[-1].shape == (4, 5)
+
+
+@pytest.mark.slow
+def test_without_a_writable_cache_directory_the_kernels_still_compile():
+    """A read-only install and home: numba finds no cache directory ("no locator
+    available"); the kernels compile in memory, warn once, and compute the same step."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from numba.core import caching
+for locator in caching.CacheImpl._locator_classes:  # as if nothing were writable
+    locator.from_function = classmethod(lambda cls, py_func, path: None)
+from monitor import kernels
+from monitor.network import Network
+network = Network.initialize([12, 5, 3], "softmax", np.random.default_rng(1))
+reference = network.copy()
+ids, counts = np.array([1, 4, 7], dtype=np.int32), np.array([1.0, 2.0, 1.0])
+p, loss = network.learn_counts(ids, counts, 2, 0.3)
+p_ref, loss_ref = reference.learn_counts_reference(ids, counts, 2, 0.3)
+assert np.allclose(p, p_ref, rtol=1e-12) and abs(loss - loss_ref) < 1e-12
+assert all(np.allclose(a, b, rtol=1e-12, atol=1e-15)
+           for a, b in zip(network.weights, reference.weights))
+print(len(kernels._UNCACHED))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split()[-1]) >= 8  # every kernel, compiled in memory
+    log = result.stdout + result.stderr
+    assert log.count("kernel_cache_unavailable") == 1 and "NUMBA_CACHE_DIR" in log
