@@ -273,10 +273,21 @@ class Vocabulary:
         return self.bag_of_words(texts).toarray()
 
 
-class _TokenIds(dict):
-    """Token → the word ids it counts as (Vocabulary.segment), filled on first sight."""
+class _Bounded(dict):
+    """A cache filled on first sight (``__missing__``) that starts afresh at ``LIMIT``
+    entries: a stream of unique tokens, links or typos must not grow it forever."""
 
-    LIMIT = 1 << 18  # distinct tokens kept; a stream of typos must not grow it forever
+    LIMIT = 1 << 18
+
+    def _keep(self, key: str, ids: tuple[int, ...]) -> tuple[int, ...]:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[key] = ids
+        return ids
+
+
+class _TokenIds(_Bounded):
+    """Token → the word ids it counts as (Vocabulary.segment), filled on first sight."""
 
     def __init__(self, vocabulary: Vocabulary):
         super().__init__()
@@ -291,10 +302,7 @@ class _TokenIds(dict):
             ids = self._split(token)
         else:
             ids = ()
-        if len(self) >= self.LIMIT:
-            self.clear()
-        self[token] = ids
-        return ids
+        return self._keep(token, ids)
 
     def clear(self) -> None:
         super().clear()
@@ -330,10 +338,8 @@ MIN_PART = 3  # letters in a part of a run-together word ("bakesale" → bake, s
 MAX_SPLIT = 40  # longer out-of-vocabulary tokens are not split
 
 
-class _MatchIds(dict):
+class _MatchIds(_Bounded):
     """Tokenizer match → word ids of its tokens (via _TokenIds), filled on first sight."""
-
-    LIMIT = 1 << 18  # distinct matches kept; a stream of typos must not grow it forever
 
     def __init__(self, token_ids: _TokenIds):
         super().__init__()
@@ -345,16 +351,11 @@ class _MatchIds(dict):
             ids = self.token_ids[tokens[0]]
         else:
             ids = tuple(chain.from_iterable(map(self.token_ids.__getitem__, tokens)))
-        if len(self) >= self.LIMIT:
-            self.clear()
-        self[match] = ids
-        return ids
+        return self._keep(match, ids)
 
 
-class _ChunkIds(dict):
+class _ChunkIds(_Bounded):
     """Whitespace-separated chunk of a post → word ids of its matches (via _MatchIds)."""
-
-    LIMIT = 1 << 18  # distinct chunks kept; unique links and mentions must not grow it forever
 
     def __init__(self, match_ids: _MatchIds):
         super().__init__()
@@ -366,10 +367,7 @@ class _ChunkIds(dict):
             ids = self.match_ids[chunk]
         else:
             ids = tuple(chain.from_iterable(map(self.match_ids.__getitem__, _findall(chunk))))
-        if len(self) >= self.LIMIT:
-            self.clear()
-        self[chunk] = ids
-        return ids
+        return self._keep(chunk, ids)
 
     def clear(self) -> None:
         """Forget every chunk but _SEPARATOR (→ (-1,), the end of a post in a batch)."""
