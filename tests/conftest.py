@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -157,9 +158,21 @@ class DaemonProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def signal(self, signum: int, timeout: float = 10.0) -> int:
-        """Send ``signum`` and wait for the exit code."""
+        """Send ``signum`` and wait for the exit code.  A daemon that does not exit in
+        time fails the test with its stacks (SIGUSR1: faulthandler) and log tail."""
+        import signal as signals
+        import subprocess
+
         self.proc.send_signal(signum)
-        return self.proc.wait(timeout)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signals.SIGUSR1)
+            time.sleep(1.0)
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(f"daemon did not exit {timeout} s after {signum}:\n"
+                                 f"{self.log_path.read_text(errors='replace')[-6000:]}")
 
     def kill(self) -> None:
         import signal as signals

@@ -159,6 +159,22 @@ def test_sigterm_while_busy_drains_and_exits_zero_quickly(daemon_process, rng):
     assert all(posts == 2000 for posts in done.values())
 
 
+def test_sigusr1_prints_every_thread_stack_and_the_daemon_goes_on(daemon_process, rng):
+    """`kill -USR1` is how to see where a stuck daemon is: stacks to the log, no stop."""
+    daemon = daemon_process()
+    daemon.start()
+    daemon.wait_for(lambda: any(e.get("event") == "daemon_started" for e in daemon.events()),
+                    what="start")
+    daemon.proc.send_signal(signal.SIGUSR1)
+    daemon.wait_for(lambda: "Current thread" in daemon.log_path.read_text(errors="replace"),
+                    what="the stack dump")
+    dump = daemon.log_path.read_text(errors="replace")
+    assert "monitor/daemon.py" in dump and dump.count("Thread 0x") >= 2  # main + outbox
+    drop(daemon.feed, "after.jsonl", jsonl(make_posts("after", 5, rng)))
+    daemon.wait_for(lambda: "after.jsonl" in daemon.processed(), what="after.jsonl")
+    assert daemon.signal(signal.SIGTERM) == 0
+
+
 def free_port() -> int:
     import socket
 

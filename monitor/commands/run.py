@@ -49,9 +49,12 @@ def run(config_path, feed, model, state, learn, polling, source, role, consumer,
 
 
 def _run(settings) -> int:
+    import faulthandler
     import signal
     import threading
 
+    # `kill -USR1 PID` prints every thread's stack to stderr: why a daemon is stuck
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     stopping = threading.Event()  # a signal during start-up still means a clean stop
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
