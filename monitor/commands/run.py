@@ -54,7 +54,10 @@ def _run(settings) -> int:
     import threading
 
     # `kill -USR1 PID` prints every thread's stack to stderr: why a daemon is stuck
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    try:
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    except (AttributeError, ValueError, OSError):  # stderr without a file descriptor
+        pass  # (io.UnsupportedOperation is an OSError): run inside a test runner
     stopping = threading.Event()  # a signal during start-up still means a clean stop
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
