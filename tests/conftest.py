@@ -116,6 +116,20 @@ def redis_url(redis_server) -> str:
 # --- the daemon (issue 4): `python -m monitor run` as a real subprocess ----------------
 
 
+def _signal_masks(pid: int) -> str:
+    """The Sig* lines of /proc/PID/status and of each of its threads (for a failure)."""
+    lines = []
+    for status in [Path(f"/proc/{pid}/status"), *Path(f"/proc/{pid}/task").glob("*/status")]:
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        lines.append(f"{status}: " + " ".join(
+            line.replace("\t", "") for line in text.splitlines()
+            if line.startswith(("Sig", "ShdPnd", "Name"))))
+    return "\n".join(lines)
+
+
 class DaemonProcess:
     """One ``python -m monitor run`` over ``root/feed`` with state in ``root/state``.
 
@@ -167,11 +181,13 @@ class DaemonProcess:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            masks = _signal_masks(self.proc.pid)  # blocked, ignored, caught, per thread
             self.proc.send_signal(signals.SIGUSR1)
             time.sleep(1.0)
             self.proc.kill()
             self.proc.wait(10)
             raise AssertionError(f"daemon did not exit {timeout} s after {signum}:\n"
+                                 f"{masks}\n"
                                  f"{self.log_path.read_text(errors='replace')[-6000:]}")
 
     def kill(self) -> None:
