@@ -67,34 +67,12 @@ class Daemon:
         self.follower = None
         self.started_at = time.time()
         self._next_heartbeat = 0.0
-        self._wakeup: int | None = None  # read end of the signal wakeup pipe
 
     # ------------------------------------------------------------------ lifecycle
 
     def install_signal_handlers(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
-        # Belt and braces: the C-level handler also writes each signal's number to a
-        # pipe, which the main loop reads.  A SIGTERM whose Python handler did not run
-        # (seen rarely under load: the daemon idled on, never stopping) still stops it.
-        read_end, write_end = os.pipe()
-        os.set_blocking(read_end, False)
-        os.set_blocking(write_end, False)
-        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-        self._wakeup = read_end
-
-    def _signals_seen(self) -> None:
-        """Stop on a SIGTERM/SIGINT found in the wakeup pipe (see install_signal_handlers)."""
-        if self._wakeup is None:
-            return
-        try:
-            received = os.read(self._wakeup, 256)
-        except BlockingIOError:
-            return
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            if signum in received:
-                self.stop_signal = self.stop_signal or signal.Signals(signum).name
-                self.stopping.set()
 
     def _on_signal(self, signum, frame) -> None:
         # No logging here: the handler runs between two bytecodes of the main thread,
@@ -125,7 +103,6 @@ class Daemon:
                 if item is not None:
                     self.handle(item)
                 self._heartbeat()
-                self._signals_seen()
         finally:
             log.info("stopping", signal=self.stop_signal)
             self._shutdown()

@@ -383,29 +383,3 @@ def test_signal_handler_only_sets_the_flag():
         daemon._on_signal(signals.SIGTERM, None)
     assert daemon.stopping.is_set() and daemon.stop_signal == "SIGTERM"
     assert logs == []
-
-
-def test_a_sigterm_whose_python_handler_did_not_run_still_stops_the_daemon():
-    """The wakeup pipe: the C-level handler records the signal, the main loop reads it."""
-    import signal
-
-    from monitor.daemon import Daemon
-
-    daemon = object.__new__(Daemon)  # only the signal plumbing, no feed or model
-    daemon.stopping, daemon.stop_signal, daemon._wakeup = threading.Event(), None, None
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        daemon.install_signal_handlers()
-        daemon._signals_seen()
-        assert not daemon.stopping.is_set()  # nothing received yet
-        signal.signal(signal.SIGTERM, lambda *_: None)  # the Python handler "lost"
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert not daemon.stopping.is_set()
-        daemon._signals_seen()
-        assert daemon.stopping.is_set() and daemon.stop_signal == "SIGTERM"
-    finally:
-        wakeup = signal.set_wakeup_fd(-1)
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
-        os.close(wakeup)
-        os.close(daemon._wakeup)
