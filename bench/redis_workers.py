@@ -93,9 +93,7 @@ def kill_run(server: RedisServer, workdir: Path, model: Path, posts: list, count
         half = len(posts) // 2
         started = time.perf_counter()
         push_posts(server.url, posts[:half])
-        cluster.wait_until(lambda: cluster.pending_of("w2") > 0, timeout=60, interval=0.005)
-        held = cluster.pending_of("w2")
-        cluster.kill9("w2")
+        held = cluster.kill9_holding("w2")
         push_posts(server.url, posts[half:])
         drained = cluster.wait_until(cluster.drained, timeout=3600, interval=0.05)
         elapsed = time.perf_counter() - started

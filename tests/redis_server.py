@@ -211,6 +211,28 @@ class Cluster:
         self.processes[name].kill()  # SIGKILL
         self.processes[name].wait()
 
+    def kill9_holding(self, name: str, timeout: float = 60.0) -> int:
+        """``kill -9`` worker ``name`` while it holds unacknowledged entries; how many.
+
+        Seeing entries pending and then killing is a race (the worker may acknowledge
+        in between), so the worker is frozen (SIGSTOP) first and the count is read
+        while it cannot move; if it held none by then, it is thawed and we try again.
+        """
+        import signal
+
+        process = self.processes[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.pending_of(name) > 0:
+                process.send_signal(signal.SIGSTOP)
+                held = self.pending_of(name)
+                if held > 0:
+                    self.kill9(name)
+                    return held
+                process.send_signal(signal.SIGCONT)
+            time.sleep(0.005)
+        raise AssertionError(f"{name} never held pending entries within {timeout} s")
+
     def stop_all(self, timeout: float = 30.0) -> dict[str, int]:
         """SIGTERM every live worker; their exit codes."""
         live = {n: p for n, p in self.processes.items() if p.poll() is None}
