@@ -189,3 +189,43 @@ def test_deleted_feed_directory_is_recreated_and_watched(make_source, feed_dir):
     os.replace(_tmp(feed_dir, b"banana\n"), feed_dir / "back.txt")
     item = source.next_batch(2.0)
     assert item is not None and item.name == "back.txt"  # by an event (no rescan: 60 s)
+
+
+WAIT_THROUGH_A_SIGNAL = """
+import json, signal, sys, threading, time
+from monitor.sources.directory import DirectorySource
+
+def slow_handler(signum, frame):  # outlasts next_batch's wait for events
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:
+        pass
+
+signal.signal(signal.SIGUSR2, slow_handler)
+source = DirectorySource(sys.argv[1], rescan_interval=60.0)
+source.start()
+main = threading.main_thread().ident
+kicks = threading.Thread(target=lambda: [time.sleep(0.02) or signal.pthread_kill(main, signal.SIGUSR2)
+                                         for _ in range(5)], daemon=True)
+started = time.monotonic()
+kicks.start()
+item = source.next_batch(0.2)
+print(json.dumps({"item": item is not None, "seconds": time.monotonic() - started}))
+source.stop()
+"""
+
+
+def test_next_batch_returns_after_a_signal_during_its_wait(feed_dir):
+    """A signal handled while next_batch waits for events (the daemon's SIGTERM) must
+    not leave it waiting forever: with a SimpleQueue on CPython 3.11 it did, and the
+    daemon took SIGTERM but never came back to its loop to stop."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", WAIT_THROUGH_A_SIGNAL, str(feed_dir)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["item"] is False
+    # 0.2 s of waiting plus five 0.3 s handlers; forever (killed at 60 s) before the fix
+    assert result["seconds"] < 10.0, result

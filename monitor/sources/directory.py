@@ -53,7 +53,7 @@ class _Pending:
 class _Handler(FileSystemEventHandler):
     """Runs in the observer thread: only enqueue."""
 
-    def __init__(self, events: queue.SimpleQueue):
+    def __init__(self, events: queue.Queue):
         self.events = events
 
     def on_moved(self, event):
@@ -98,7 +98,11 @@ class DirectorySource:
         self.text_field = text_field
         self.id_field = id_field
         self.max_file_bytes = max_file_bytes
-        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        # queue.Queue, not SimpleQueue: on CPython 3.11 a SimpleQueue.get(timeout=…)
+        # interrupted by a signal whose handler ends after the deadline waits *forever*
+        # (it retries with a negative timeout).  Here that was a daemon that took its
+        # SIGTERM (handler ran, stop flag set) but never came back to its main loop.
+        self._events: queue.Queue = queue.Queue()
         self._pending: dict[str, _Pending] = {}
         self._in_flight: set[str] = set()
         self._observer = None
