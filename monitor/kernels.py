@@ -132,17 +132,21 @@ def learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs, softmax,
     Returns (ŷ before the step (n_L,), loss before the step, ‖Δθ‖/‖θ‖, code).  With
     ``guard``, θ is what the step can touch (the post's rows of W1T, every later W,
     every b); a NaN/inf loss or weight, a loss above ``max_loss`` or a ratio above
-    ``max_ratio`` gives a non-FINE code and θ is put back bit for bit.  Scratch space
-    is a few flat buffers (z of every layer, the copy of θ), not one array per layer.
+    ``max_ratio`` gives a non-FINE code and the step is not taken: every δ is computed
+    first, so the guard judges the step before any weight moves (θ stays bit for bit,
+    nothing is copied or undone).  Scratch space is three flat buffers (z, ReLU(z) and
+    δ of every layer), not one array per layer.
     """
     n_words, n_1 = ids.shape[0], W1T.shape[1]
     n_later = len(Ws)
-    # z^1 .. z^L in one buffer: layer l at Z[start[l]:start[l + 1]]
+    # z^1 .. z^L in one buffer: layer l at Z[start[l]:start[l + 1]]; A and D alike
     start = np.empty(n_later + 2, dtype=np.int64)
     start[0], start[1] = 0, n_1
     for l in range(n_later):
         start[l + 2] = start[l + 1] + Ws[l].shape[0]
     Z = np.empty(start[n_later + 1])
+    A = np.empty(start[n_later])  # a^l = ReLU(z^l) of the hidden layers
+    D = np.empty(start[n_later + 1])  # δ^l = ∂loss/∂z^l
 
     # forward: z^1 = Σ_j counts_j W1T[ids_j] + b^1, then z^(l+1) = W ReLU(z^l) + b
     z = Z[0:n_1]
@@ -155,7 +159,9 @@ def learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs, softmax,
         z[i] += b1[i]
     for l in range(n_later):
         W, b = Ws[l], bs[l]
-        a, out = np.maximum(Z[start[l]:start[l + 1]], 0.0), Z[start[l + 1]:start[l + 2]]
+        for i in range(start[l], start[l + 1]):
+            A[i] = max(Z[i], 0.0)
+        a, out = A[start[l]:start[l + 1]], Z[start[l + 1]:start[l + 2]]
         for o in range(W.shape[0]):
             s = 0.0
             for i in range(W.shape[1]):
@@ -163,124 +169,106 @@ def learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs, softmax,
             out[o] = s + b[o]
     p, loss, delta = _output(Z[start[n_later]:start[n_later + 1]], softmax, target)
 
-    # the guard's copy of θ: the post's rows of W1T, b^1, then each later W and b
-    saved = _theta(ids, W1T, b1, Ws, bs) if guard else np.empty(0)
-
-    # backward, layer by layer: δ^(l-1) = ReLU'(z^(l-1)) ⊙ (W^l)ᵀ δ^l with W^l before its
-    # step, then W^l -= η δ^l (a^(l-1))ᵀ and b^l -= η δ^l
+    # backward, before any step: δ^l = ReLU'(z^l) ⊙ (W^(l+1))ᵀ δ^(l+1)
+    D[start[n_later]:start[n_later + 1]] = delta
     for l in range(n_later - 1, -1, -1):
-        W, b, below = Ws[l], bs[l], Z[start[l]:start[l + 1]]
-        a = np.maximum(below, 0.0)
-        back = np.zeros(W.shape[1])
+        W, above, back = Ws[l], D[start[l + 1]:start[l + 2]], D[start[l]:start[l + 1]]
+        back[:] = 0.0
         for o in range(W.shape[0]):
-            d = delta[o]
-            step = learning_rate * d
+            d = above[o]
             for i in range(W.shape[1]):
                 back[i] += W[o, i] * d
+        for i in range(W.shape[1]):
+            back[i] *= 1.0 if Z[start[l] + i] > 0.0 else 0.0
+
+    code, ratio = FINE, 0.0
+    if guard:
+        ratio = _step_ratio(ids, counts, learning_rate, W1T, b1, Ws, bs, A, D, start)
+        if not math.isfinite(loss):
+            code = LOSS_NOT_FINITE
+        elif not math.isfinite(ratio) and not _finite_after(
+                ids, counts, learning_rate, W1T, b1, Ws, bs, A, D, start):
+            code = WEIGHTS_NOT_FINITE
+        elif loss > max_loss:
+            code = LOSS_TOO_LARGE
+        elif not math.isfinite(ratio) or ratio > max_ratio:
+            code = STEP_TOO_LARGE
+    if code != FINE:  # rejected: no weight moves
+        return p, loss, ratio, code
+
+    # the step: W^l -= η δ^l (a^(l-1))ᵀ, b^l -= η δ^l, and the post's rows of W1T
+    for l in range(n_later):
+        W, b = Ws[l], bs[l]
+        a, d = A[start[l]:start[l + 1]], D[start[l + 1]:start[l + 2]]
+        for o in range(W.shape[0]):
+            step = learning_rate * d[o]
             for i in range(W.shape[1]):
                 W[o, i] -= step * a[i]
             b[o] -= step
-        for i in range(W.shape[1]):
-            back[i] *= 1.0 if below[i] > 0.0 else 0.0
-        delta = back
-    step1 = learning_rate * delta
     for i in range(n_1):
-        b1[i] -= step1[i]
+        D[i] *= learning_rate  # η δ^1
+    for i in range(n_1):
+        b1[i] -= D[i]
     for j in range(n_words):
         row, c = ids[j], counts[j]
         for i in range(n_1):
-            W1T[row, i] -= c * step1[i]
-
-    if not guard:
-        return p, loss, 0.0, FINE
-    # ‖θ_after − θ_before‖ / ‖θ_before‖ over the touched parameters
-    size2, moved2 = _sum_squares(saved), _moved_squares(_theta(ids, W1T, b1, Ws, bs), saved)
-    ratio = math.sqrt(moved2) / max(math.sqrt(size2), 1e-12)
-    code = FINE
-    if not math.isfinite(loss):
-        code = LOSS_NOT_FINITE
-    elif not math.isfinite(ratio) and not _finite(ids, W1T, b1, Ws, bs):
-        code = WEIGHTS_NOT_FINITE
-    elif loss > max_loss:
-        code = LOSS_TOO_LARGE
-    elif not math.isfinite(ratio) or ratio > max_ratio:
-        code = STEP_TOO_LARGE
-    if code != FINE:  # undo the step, bit for bit, in the order it was saved
-        k = 0
-        for j in range(n_words):
-            W1T[ids[j]] = saved[k:k + n_1]
-            k += n_1
-        b1[:] = saved[k:k + n_1]
-        k += n_1
-        for l in range(n_later):
-            W, b = Ws[l], bs[l]
-            for o in range(W.shape[0]):
-                W[o] = saved[k:k + W.shape[1]]
-                k += W.shape[1]
-            b[:] = saved[k:k + b.size]
-            k += b.size
+            W1T[row, i] -= c * D[i]
     return p, loss, ratio, code
 
 
-@_compiled()
-def _theta(ids, W1T, b1, Ws, bs):
-    """The parameters one post's step touches, copied into one flat vector: its rows
-    of W1T, b^1, then each later W (raveled) and b."""
+@_compiled(fastmath={"reassoc"})
+def _step_ratio(ids, counts, learning_rate, W1T, b1, Ws, bs, A, D, start):
+    """‖Δθ‖/‖θ‖ of the step learn_step is about to take, over the parameters it touches
+    (summed in any order: it only sizes the step).  Δ of W^1's row j is c_j η δ^1, of
+    W^l's row o is η δ^l_o a^(l-1), of b^l is η δ^l; NaN/inf when a Δ is."""
     n_1 = W1T.shape[1]
-    n = (ids.shape[0] + 1) * n_1
-    for l in range(len(Ws)):
-        n += Ws[l].size + bs[l].size
-    theta = np.empty(n)
-    k = 0
+    size2, step2 = 0.0, 0.0
     for j in range(ids.shape[0]):
-        theta[k:k + n_1] = W1T[ids[j]]
-        k += n_1
-    theta[k:k + n_1] = b1
-    k += n_1
+        row = ids[j]
+        for i in range(n_1):
+            size2 += W1T[row, i] * W1T[row, i]
+    counts2 = 1.0  # b^1's step, then each row of W^1 at c_j times it
+    for j in range(ids.shape[0]):
+        counts2 += counts[j] * counts[j]
+    for i in range(n_1):
+        size2 += b1[i] * b1[i]
+        step2 += D[i] * D[i]
+    moved2 = counts2 * step2 * learning_rate * learning_rate
     for l in range(len(Ws)):
-        theta[k:k + Ws[l].size] = Ws[l].ravel()
-        k += Ws[l].size
-        theta[k:k + bs[l].size] = bs[l]
-        k += bs[l].size
-    return theta
-
-
-@_compiled(fastmath={"reassoc"})
-def _sum_squares(x):
-    """Σ x_i² (summed in any order: it only sizes the step for the guard)."""
-    total = 0.0
-    for v in x:
-        total += v * v
-    return total
-
-
-@_compiled(fastmath={"reassoc"})
-def _moved_squares(after, before):
-    """Σ (after_i − before_i)², NaN/inf when any weight became NaN/inf."""
-    total = 0.0
-    for i in range(after.shape[0]):
-        d = after[i] - before[i]
-        total += d * d
-    return total
+        W, b = Ws[l], bs[l]
+        for v in W.ravel():
+            size2 += v * v
+        for v in b:
+            size2 += v * v
+        a2, d2 = 1.0, 0.0  # (1 + ‖a^(l-1)‖²) Σ_o (η δ^l_o)²
+        for i in range(start[l], start[l + 1]):
+            a2 += A[i] * A[i]
+        for o in range(start[l + 1], start[l + 2]):
+            d2 += D[o] * D[o]
+        moved2 += a2 * d2 * learning_rate * learning_rate
+    return math.sqrt(moved2) / max(math.sqrt(size2), 1e-12)
 
 
 @_compiled()
-def _finite(ids, W1T, b1, Ws, bs):
-    """Every parameter the step touched is finite."""
-    for j in range(ids.shape[0]):
-        for v in W1T[ids[j]]:
-            if not math.isfinite(v):
-                return False
-    for v in b1:
-        if not math.isfinite(v):
+def _finite_after(ids, counts, learning_rate, W1T, b1, Ws, bs, A, D, start):
+    """Every parameter the step would touch is finite after it (nothing is written)."""
+    n_1 = W1T.shape[1]
+    for i in range(n_1):
+        step = learning_rate * D[i]
+        if not math.isfinite(b1[i] - step):
             return False
+        for j in range(ids.shape[0]):
+            if not math.isfinite(W1T[ids[j], i] - counts[j] * step):
+                return False
     for l in range(len(Ws)):
-        for v in Ws[l].ravel():
-            if not math.isfinite(v):
+        W, b = Ws[l], bs[l]
+        for o in range(W.shape[0]):
+            step = learning_rate * D[start[l + 1] + o]
+            if not math.isfinite(b[o] - step):
                 return False
-        for v in bs[l]:
-            if not math.isfinite(v):
-                return False
+            for i in range(W.shape[1]):
+                if not math.isfinite(W[o, i] - step * A[start[l] + i]):
+                    return False
     return True
 
 

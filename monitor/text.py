@@ -86,8 +86,14 @@ def normalize(word: str) -> str:
         word = word.lower().replace("'", "")
     else:
         word = _APOSTROPHE.sub("", unicodedata.normalize("NFKC", word).casefold())
-    if len(word) >= 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        word = word[:-1]
+    return _fold_plural(word)
+
+
+def _fold_plural(word: str) -> str:
+    """The light plural fold: one final ``s`` off a word of four or more letters that
+    does not end in ``ss``, ``us`` or ``is`` (bananas → banana, cookies → cookie)."""
+    if len(word) >= 4 and word[-1] == "s" and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
     return word
 
 
@@ -329,9 +335,7 @@ class _TokenIds(_Bounded):
 
     def _part_id(self, part: str) -> int | None:
         """A lowercase ASCII part → its word id after the plural fold, or None."""
-        if len(part) >= 4 and part[-1] == "s" and not part.endswith(("ss", "us", "is")):
-            part = part[:-1]
-        return self.index.get(part)
+        return self.index.get(_fold_plural(part))
 
 
 MIN_PART = 3  # letters in a part of a run-together word ("bakesale" → bake, sale)
@@ -370,9 +374,28 @@ class _ChunkIds(_Bounded):
         return self._keep(chunk, ids)
 
     def clear(self) -> None:
-        """Forget every chunk but _SEPARATOR (→ (-1,), the end of a post in a batch)."""
+        """Forget every chunk but _SEPARATOR (→ (-1,), the end of a post in a batch),
+        and start again from the vocabulary's own plain words (see _plain_words)."""
         super().clear()
         self[_SEPARATOR] = (-1,)
+        plain = _plain_words(self.match_ids.token_ids.index)
+        if len(plain) <= self.LIMIT // 2:  # a huge vocabulary: room left to fill
+            self.update(plain)
+
+
+def _plain_words(index: dict[str, int]) -> dict[str, tuple[int, ...]]:
+    """{chunk: its word ids} for each vocabulary word that is its own token: lowercase
+    ASCII letters and digits that the plural fold leaves alone, as a chunk of its own
+    (``banana``) and capitalized (``Banana``, a sentence's first word).  Exactly what
+    _ChunkIds would find for them (one match, one token, that word); cached up front,
+    so a stream's first sight of a known word costs a lookup, not the tokenizer
+    (≈ 0.5 µs a word, once per model load)."""
+    words = [w for w in index if w.isascii() and w.isalnum() and (w.islower() or w.isdigit())
+             and (w[-1] != "s" or _fold_plural(w) == w)]
+    ids = [(index[w],) for w in words]
+    plain = dict(zip(words, ids))
+    plain.update(zip(map(str.capitalize, words), ids))
+    return plain
 
 
 def _normalize_entry(word: str) -> str:

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from monitor import text
 from monitor.seed import TEXTS, VOCABULARY
 from monitor.text import Vocabulary, normalize, tokenize
 
@@ -199,3 +200,28 @@ def test_extend_reaches_parts_of_words_already_seen():
     vocab.extend(["cookie"])
     assert vocab.segment("oatmealcookie") == ["oatmeal", "cookie"]
     assert vocab.dense(["#oatmealcookies"]).tolist() == [[1, 1]]
+
+
+def test_chunk_cache_starts_with_the_vocabularys_plain_words_exactly():
+    """The words cached up front map to what the tokenizer finds for them, and only
+    words that are their own token are cached (not a plural, an apostrophe, a capital
+    inside, non-ASCII, or a word the fold would change)."""
+    words = ["banana", "cookie", "boss", "bus", "basis", "2024", "r2d2", "a", "is",
+             "cafe", "café", "news", "dont", "x"]
+    vocabulary = Vocabulary(words)
+    cached = {chunk: ids for chunk, ids in vocabulary._chunk_ids.items()
+              if chunk != text._SEPARATOR}
+    assert set(cached) == {
+        "banana", "Banana", "cookie", "Cookie", "boss", "Boss", "bus", "Bus", "basis", "Basis",
+        "2024", "r2d2", "R2d2", "a", "A", "is", "Is", "cafe", "Cafe", "dont", "Dont", "x", "X",
+        "new", "New",
+    }  # café: not ASCII; "news" is stored folded, as "new"
+    for chunk, ids in cached.items():  # the tokenizer's own answer, without the cache
+        assert ids == tuple(vocabulary.token_ids(text.tokenize(chunk))), chunk
+
+
+def test_chunk_cache_head_start_is_skipped_for_a_vocabulary_too_big_for_it(monkeypatch):
+    monkeypatch.setattr(text._ChunkIds, "LIMIT", 8)
+    vocabulary = Vocabulary(["banana", "cookie", "bread", "cake", "pie"])  # 10 chunks > 4
+    assert dict(vocabulary._chunk_ids) == {text._SEPARATOR: (-1,)}
+    assert vocabulary.word_ids("Banana pie").tolist() == [0, 4]
