@@ -441,7 +441,7 @@ class OnlineLearner:
     def _learn(self, post: Post, entry: dict[str, Any], raw: np.ndarray | None,
                scored: bool) -> None:
         """The single-example step (``train.sgd_update``'s: the one-post kernel, via
-        ``Network.learn_ids``) under the update guard, which undoes a bad step itself;
+        ``Network.learn_ids``) under the update guard, which refuses a bad step itself;
         ``scored=False``: its forward pass is also the prequential score.  ``raw``: the
         post's word ids, or None to tokenize it here."""
         model = self.model

@@ -335,8 +335,9 @@ class Network:
 
         With ``max_loss`` and ``max_ratio`` given, a step with a NaN/inf loss or weight,
         a loss above ``max_loss`` or ‖Δθ‖/‖θ‖ (θ: the parameters the step touched) above
-        ``max_ratio`` is undone bit for bit and ``code`` says why (monitor.kernels:
-        ``FINE`` = 0 when the step stands).  Without them the step always stands.
+        ``max_ratio`` is not taken (the guard judges it before any weight moves: θ
+        stays bit for bit) and ``code`` says why (monitor.kernels: ``FINE`` = 0 when
+        the step stands).  Without them the step always stands.
         """
         if len(self.weights) == 1:  # no hidden layer: the numpy path (rare, tiny)
             p, loss = self.learn_counts_reference(ids, counts, target, learning_rate)
