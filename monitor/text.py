@@ -285,6 +285,12 @@ class _Bounded(dict):
 
     LIMIT = 1 << 18
 
+    def _head_start(self, entries: dict[str, tuple[int, ...]]) -> None:
+        """Cache these exact entries up front, if they leave room for a stream's own
+        (a vocabulary too big for that starts empty)."""
+        if len(entries) <= self.LIMIT // 2:
+            self.update(entries)
+
     def _keep(self, key: str, ids: tuple[int, ...]) -> tuple[int, ...]:
         if len(self) >= self.LIMIT:
             self.clear()
@@ -299,6 +305,13 @@ class _TokenIds(_Bounded):
         super().__init__()
         self.index = vocabulary.index
         self.longest = max(map(len, vocabulary.words), default=0) + 1  # + a plural "s"
+        self._plain: dict[str, tuple[int, ...]] | None = None
+
+    def plain(self) -> dict[str, tuple[int, ...]]:
+        """_plain_words of the vocabulary (built once per vocabulary size)."""
+        if self._plain is None:
+            self._plain = _plain_words(self.index)
+        return self._plain
 
     def __missing__(self, token: str) -> tuple[int, ...]:
         i = self.index.get(token)
@@ -313,6 +326,7 @@ class _TokenIds(_Bounded):
     def clear(self) -> None:
         super().clear()
         self.longest = max(map(len, self.index), default=0) + 1
+        self._plain = None  # the vocabulary grew (or this cache overflowed): built again
 
     def _split(self, word: str) -> tuple[int, ...]:
         """Dynamic programming over prefixes: best[j] is the best split of word[:j] as
@@ -348,6 +362,13 @@ class _MatchIds(_Bounded):
     def __init__(self, token_ids: _TokenIds):
         super().__init__()
         self.token_ids = token_ids
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every match, and start again from the vocabulary's plain words (a
+        word's first sight with punctuation, ``banana.``, is then one regex away)."""
+        super().clear()
+        self._head_start(self.token_ids.plain())
 
     def __missing__(self, match: str) -> tuple[int, ...]:
         tokens = _tokens_of(match)
@@ -378,16 +399,14 @@ class _ChunkIds(_Bounded):
         and start again from the vocabulary's own plain words (see _plain_words)."""
         super().clear()
         self[_SEPARATOR] = (-1,)
-        plain = _plain_words(self.match_ids.token_ids.index)
-        if len(plain) <= self.LIMIT // 2:  # a huge vocabulary: room left to fill
-            self.update(plain)
+        self._head_start(self.match_ids.token_ids.plain())
 
 
 def _plain_words(index: dict[str, int]) -> dict[str, tuple[int, ...]]:
     """{chunk: its word ids} for each vocabulary word that is its own token: lowercase
-    ASCII letters and digits that the plural fold leaves alone, as a chunk of its own
-    (``banana``) and capitalized (``Banana``, a sentence's first word).  Exactly what
-    _ChunkIds would find for them (one match, one token, that word); cached up front,
+    ASCII letters and digits that the plural fold leaves alone, alone (``banana``) and
+    capitalized (``Banana``, a sentence's first word).  Exactly what _ChunkIds and
+    _MatchIds would find for them (one match, one token, that word); cached up front,
     so a stream's first sight of a known word costs a lookup, not the tokenizer
     (≈ 0.5 µs a word, once per model load)."""
     words = [w for w in index if w.isascii() and w.isalnum() and (w.islower() or w.isdigit())

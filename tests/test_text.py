@@ -218,10 +218,16 @@ def test_chunk_cache_starts_with_the_vocabularys_plain_words_exactly():
     }  # café: not ASCII; "news" is stored folded, as "new"
     for chunk, ids in cached.items():  # the tokenizer's own answer, without the cache
         assert ids == tuple(vocabulary.token_ids(text.tokenize(chunk))), chunk
+    assert dict(vocabulary._match_ids) == cached  # the same head start for matches
+    assert vocabulary.word_ids("Banana. Boss! (cafe) #new").tolist() == [0, 2, 9, 11]
+    vocabulary.extend(["bananabread"])  # caches start again, with the new word too
+    assert vocabulary._chunk_ids["Bananabread"] == (len(vocabulary) - 1,)
+    assert vocabulary._match_ids["bananabread"] == (len(vocabulary) - 1,)
 
 
 def test_chunk_cache_head_start_is_skipped_for_a_vocabulary_too_big_for_it(monkeypatch):
-    monkeypatch.setattr(text._ChunkIds, "LIMIT", 8)
+    monkeypatch.setattr(text._Bounded, "LIMIT", 8)
     vocabulary = Vocabulary(["banana", "cookie", "bread", "cake", "pie"])  # 10 chunks > 4
     assert dict(vocabulary._chunk_ids) == {text._SEPARATOR: (-1,)}
+    assert dict(vocabulary._match_ids) == {}
     assert vocabulary.word_ids("Banana pie").tolist() == [0, 4]
