@@ -302,3 +302,33 @@ def test_kill9_loop_every_post_done_no_alert_twice(daemon_process, rng):
     assert ledger_rows(daemon.state, "PRAGMA integrity_check") == [("ok",)]
     assert ledger_rows(daemon.state, "SELECT SUM(alerts) FROM items") == [(len(want),)]
     assert not any((daemon.feed / name).exists() for name in files)
+
+
+def test_second_daemon_on_the_same_state_refuses_and_a_killed_one_lets_go(daemon_process,
+                                                                          rng):
+    """Two daemons on one state directory would race for the same files: the second
+    exits 2 naming the first's pid, the first runs on; kill -9 frees the lock at once."""
+    import subprocess
+    import sys
+
+    first = daemon_process()
+    first.start()
+    first.wait_for(lambda: any(e.get("event") == "daemon_started" for e in first.events()),
+                   what="start")
+    second = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--config", str(first.config),
+         "--feed", str(first.feed), "--state", str(first.state), "--model", str(first.model),
+         "--no-learn"],
+        capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2
+    assert f"another banana-monitor daemon (pid {first.proc.pid}) is running" in second.stderr
+    assert "daemon_started" not in second.stderr
+    posts = make_posts("s", 10, rng)
+    drop(first.feed, "s.jsonl", jsonl(posts))  # the first one is unharmed
+    first.wait_for(lambda: first.processed() == ["s.jsonl"], what="s.jsonl")
+
+    first.kill()  # kill -9: the kernel drops the lock with the process
+    first.start()
+    first.wait_for(lambda: any(e.get("event") == "daemon_started" for e in first.events()),
+                   timeout=10, what="restart after kill -9")
+    assert first.signal(signal.SIGTERM) == 0

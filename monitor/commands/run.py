@@ -62,7 +62,7 @@ def _run(settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
 
-    from monitor import daemon
+    from monitor import daemon, statelock
     from monitor.plugins import PluginError, get_plugin_manager
 
     model = load_model(settings.model)
@@ -70,8 +70,15 @@ def _run(settings) -> int:
         pm = get_plugin_manager(settings=settings)
     except PluginError as error:
         raise CommandError(str(error)) from None
-    metrics = _metrics(settings)
     try:
+        lock = statelock.acquire(settings.state)  # one daemon per state directory
+    except statelock.StateLocked as error:
+        raise CommandError(str(error)) from None
+    except OSError as error:
+        raise CommandError(f"state directory {settings.state}: {error.strerror}") from None
+    metrics = None
+    try:
+        metrics = _metrics(settings)
         try:
             runner = daemon.build(settings, model, pm, metrics)
         except ValueError as error:
@@ -83,6 +90,7 @@ def _run(settings) -> int:
     finally:
         if metrics is not None:
             metrics.close()
+        lock.close()
 
 
 def _metrics(settings):
