@@ -153,6 +153,15 @@ def test_labels_the_learner_refuses_are_quarantined_like_bad_lines(make_ledger, 
 LEARN = "[learning]\ncheckpoint_every = 5\n"
 
 
+def unsaved(daemon) -> int:
+    """Updates the learner made after its latest version: under ``checkpoint_every`` (5
+    here) no further version comes until shutdown.  (The checkpoint follows the commit
+    that empties the label inbox, so an empty inbox alone can precede the last one.)"""
+    return ledger_rows(daemon.state,
+                       "SELECT COUNT(*) FROM learn_journal WHERE outcome = 'learned' AND seq >"
+                       " (SELECT MAX(journal_seq) FROM model_versions)")[0][0]
+
+
 def worker_pids(daemon) -> list[int]:
     started = [e for e in daemon.events() if e["event"] == "workers_started"]
     return started[-1]["pids"] if started else []
@@ -187,7 +196,8 @@ def test_two_workers_score_every_file_once_and_the_coordinator_learns_every_labe
         drop(daemon.feed, name, jsonl(posts))
     daemon.wait_for(lambda: len(daemon.processed()) == 12, what="12 files")
     daemon.wait_for(lambda: all_delivered(daemon) and ledger_rows(
-        daemon.state, "SELECT COUNT(*) FROM label_inbox") == [(0,)], what="labels learned")
+        daemon.state, "SELECT COUNT(*) FROM label_inbox") == [(0,)] and unsaved(daemon) < 5,
+        what="labels learned and checkpointed")
     # the workers follow the learner: a file dropped now is scored with its latest version
     latest = ledger_rows(daemon.state, "SELECT MAX(version) FROM model_versions")[0][0]
     assert latest >= 2  # 48 updates, a checkpoint after every item that reached 5 more
