@@ -104,6 +104,23 @@ def learner_journal(cluster, name="learner"):
     return rows
 
 
+def learner_settled(cluster, published: int, every: int = 40, name="learner") -> bool:
+    """The learner made every version it will make before shutdown, and published the
+    last: fewer than ``checkpoint_every`` updates after its latest version, which is
+    ``published``.  (A checkpoint follows the commit that acknowledges its posts, so a
+    drained stream alone can come before the last one.)"""
+    conn = sqlite3.connect(f"file:{cluster.directory(name) / 'state' / 'ledger.sqlite3'}?mode=ro",
+                           uri=True)
+    try:
+        latest, seq = conn.execute("SELECT version, journal_seq FROM model_versions"
+                                   " ORDER BY version DESC LIMIT 1").fetchone()
+        unsaved = conn.execute("SELECT COUNT(*) FROM learn_journal WHERE outcome = 'learned'"
+                               " AND seq > ?", (seq,)).fetchone()[0]
+    finally:
+        conn.close()
+    return unsaved < every and latest == published
+
+
 def status_of(cluster, name):
     from click.testing import CliRunner
 
@@ -126,7 +143,8 @@ def test_learner_publishes_versions_scorers_pick_them_up_and_alerts_carry_them(c
 
     push_posts(redis_url, labelled_posts(120))
     assert cluster.wait_until(lambda: cluster.drained("banana-monitor:learner"), timeout=120)
-    assert cluster.wait_until(lambda: published() >= 2, timeout=30)
+    assert cluster.wait_until(
+        lambda: published() >= 2 and learner_settled(cluster, published()), timeout=30)
     version = published()
     at = time.monotonic()
     # all scorers report the new version within a few seconds, without a restart
