@@ -1,11 +1,11 @@
 """Guards for online learning: reject a bad update, pause on a poisoned stream.
 
-Update guard: the single-example SGD step (``Network.learn_counts_guarded``, the
-compiled kernel monitor/kernels.py) keeps a copy of what it can touch (the W^1 columns
-of the post's words, every later layer, every bias); after the step it checks for a
-NaN/inf loss or weight, a loss above ``max_loss``, or a step whose size ‖Δθ‖ is more
-than ``max_update_ratio`` times ‖θ‖ over those parameters (an absurd learning rate),
-and if so puts the copies back, bit for bit.  ``update_problem`` words what it found.
+Update guard: the single-example SGD step (``Network.learn_counts_guarded``: the
+compiled kernel, monitor/kernels.py) computes the whole step before any weight moves;
+``update_code`` then judges it — a NaN/inf loss or weight, a loss above ``max_loss``, or
+a step whose size ‖Δθ‖ is more than ``max_update_ratio`` times ‖θ‖ over the parameters
+it touches (an absurd learning rate) — and a rejected step is not taken: the weights
+stay bit for bit.  ``update_problem`` words what it found.
 
 Drift guard: prequential accuracy (each post scored *before* it is learned) over the
 last ``window`` labelled posts, compared with the accuracy over the posts before them;
@@ -16,6 +16,7 @@ arrived.  When either falls by more than ``drop``, the stream is probably poison
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from itertools import islice
@@ -23,13 +24,32 @@ from operator import eq
 from typing import Any
 
 
-# the update guard's findings (monitor.kernels' codes; 0 is a step that stands)
-LOSS_NOT_FINITE, WEIGHTS_NOT_FINITE, LOSS_TOO_LARGE, STEP_TOO_LARGE = 1, 2, 3, 4
+# what the update guard finds in a step (FINE: the step stands)
+FINE, LOSS_NOT_FINITE, WEIGHTS_NOT_FINITE, LOSS_TOO_LARGE, STEP_TOO_LARGE = range(5)
+
+
+def update_code(loss: float, ratio: float, weights_finite: bool, max_loss: float,
+                max_ratio: float) -> int:
+    """The update guard's verdict on a step: the first problem found, or FINE.
+
+    ``ratio`` is ‖Δθ‖/‖θ‖ (NaN/inf when a Δ is); ``weights_finite``: every weight the
+    step touches is finite after it.  Plain arithmetic, so that monitor.kernels compiles
+    this very function into the one-post kernel.
+    """
+    if not math.isfinite(loss):
+        return LOSS_NOT_FINITE
+    if not weights_finite:
+        return WEIGHTS_NOT_FINITE
+    if loss > max_loss:
+        return LOSS_TOO_LARGE
+    if not math.isfinite(ratio) or ratio > max_ratio:
+        return STEP_TOO_LARGE
+    return FINE
 
 
 def update_problem(code: int, loss: float, ratio: float, max_loss: float,
                    max_ratio: float) -> str | None:
-    """Why the kernel undid the step (its ``code``), or None when the step stands."""
+    """Why the guard refused the step (its ``code``), or None when the step stands."""
     if code == LOSS_NOT_FINITE:
         return f"loss is {loss} (NaN/inf)"
     if code == WEIGHTS_NOT_FINITE:

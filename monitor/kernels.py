@@ -25,6 +25,8 @@ import math
 import numpy as np
 from numba import njit
 
+from monitor.guards import FINE, update_code
+
 
 def _compiled(**options):
     """``njit`` with the machine code cached on disk (compiled once per machine).
@@ -51,8 +53,7 @@ def _compiled(**options):
 
 _UNCACHED: list[str] = []  # kernels compiled in memory only (see _compiled)
 
-# what the update guard found (monitor.guards.update_problem words them)
-FINE, LOSS_NOT_FINITE, WEIGHTS_NOT_FINITE, LOSS_TOO_LARGE, STEP_TOO_LARGE = range(5)
+_update_code = _compiled()(update_code)  # the guard's verdict, compiled into learn_step
 
 
 @_compiled()
@@ -183,16 +184,13 @@ def learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs, softmax,
 
     code, ratio = FINE, 0.0
     if guard:
-        ratio = _step_ratio(ids, counts, learning_rate, W1T, b1, Ws, bs, A, D, start)
-        if not math.isfinite(loss):
-            code = LOSS_NOT_FINITE
-        elif not math.isfinite(ratio) and not _finite_after(
-                ids, counts, learning_rate, W1T, b1, Ws, bs, A, D, start):
-            code = WEIGHTS_NOT_FINITE
-        elif loss > max_loss:
-            code = LOSS_TOO_LARGE
-        elif not math.isfinite(ratio) or ratio > max_ratio:
-            code = STEP_TOO_LARGE
+        ratio, size2 = _step_ratio(ids, counts, learning_rate, W1T, b1, Ws, bs, A, D,
+                                   start)
+        # finite ‖θ‖² and ‖Δθ‖/‖θ‖: every touched weight and every Δ is finite, and so
+        # is every new weight; otherwise the new weights are looked at one by one
+        finite = (math.isfinite(ratio) and math.isfinite(size2)) or _finite_after(
+            ids, counts, learning_rate, W1T, b1, Ws, bs, A, D, start)
+        code = _update_code(loss, ratio, finite, max_loss, max_ratio)
     if code != FINE:  # rejected: no weight moves
         return p, loss, ratio, code
 
@@ -218,9 +216,9 @@ def learn_step(ids, counts, target, learning_rate, W1T, b1, Ws, bs, softmax,
 
 @_compiled(fastmath={"reassoc"})
 def _step_ratio(ids, counts, learning_rate, W1T, b1, Ws, bs, A, D, start):
-    """‖Δθ‖/‖θ‖ of the step learn_step is about to take, over the parameters it touches
-    (summed in any order: it only sizes the step).  Δ of W^1's row j is c_j η δ^1, of
-    W^l's row o is η δ^l_o a^(l-1), of b^l is η δ^l; NaN/inf when a Δ is."""
+    """(‖Δθ‖/‖θ‖, ‖θ‖²) of the step learn_step is about to take, over the parameters it
+    touches (summed in any order: it only sizes the step).  Δ of W^1's row j is
+    c_j η δ^1, of W^l's row o is η δ^l_o a^(l-1), of b^l is η δ^l; NaN/inf when a Δ is."""
     n_1 = W1T.shape[1]
     size2, step2 = 0.0, 0.0
     for j in range(ids.shape[0]):
@@ -246,7 +244,7 @@ def _step_ratio(ids, counts, learning_rate, W1T, b1, Ws, bs, A, D, start):
         for o in range(start[l + 1], start[l + 2]):
             d2 += D[o] * D[o]
         moved2 += a2 * d2 * learning_rate * learning_rate
-    return math.sqrt(moved2) / max(math.sqrt(size2), 1e-12)
+    return math.sqrt(moved2) / max(math.sqrt(size2), 1e-12), size2
 
 
 @_compiled()

@@ -13,7 +13,7 @@ For every labelled post, in order, inside the daemon's ledger transaction:
    pass), so that one tokenization and one forward pass give the prequential score
    and the step (a post that may grow the vocabulary is scored first, then stepped
    with its new words);
-4. the guards may reject the step (the kernel restores the weights) or pause learning;
+4. the guards may refuse the step (it is not taken: the weights stay) or pause learning;
 5. one row goes into the journal ``learn_journal``: text, label, learning rate, words
    or class added, outcome, prediction, loss.  It commits with the posts being marked
    done, so the journal is the exactly-once log of what the live model has learned.

@@ -335,13 +335,14 @@ class Network:
 
         With ``max_loss`` and ``max_ratio`` given, a step with a NaN/inf loss or weight,
         a loss above ``max_loss`` or ‖Δθ‖/‖θ‖ (θ: the parameters the step touched) above
-        ``max_ratio`` is not taken (the guard judges it before any weight moves: θ
-        stays bit for bit) and ``code`` says why (monitor.kernels: ``FINE`` = 0 when
-        the step stands).  Without them the step always stands.
+        ``max_ratio`` is not taken (the kernel judges it before any weight moves;
+        without a hidden layer the numpy step is put back): θ stays bit for bit, and
+        ``code`` says why (monitor.guards: ``FINE`` = 0 when the step stands).  Without
+        them the step always stands.
         """
         if len(self.weights) == 1:  # no hidden layer: the numpy path (rare, tiny)
-            p, loss = self.learn_counts_reference(ids, counts, target, learning_rate)
-            return p, loss, 0.0, 0
+            return self._learn_one_layer(ids, counts, target, learning_rate, max_loss,
+                                         max_ratio)
         if ids.dtype != np.int32:
             ids = ids.astype(np.int32)
         if counts.dtype != np.float64:
@@ -350,6 +351,27 @@ class Network:
         return _kernels().learn_step(
             ids, counts, int(target), float(learning_rate), *self._kernel_args(), guard,
             float(max_loss) if guard else 0.0, float(max_ratio) if guard else 0.0)
+
+    def _learn_one_layer(self, ids, counts, target, learning_rate, max_loss, max_ratio):
+        """``learn_counts_guarded`` for a network without a hidden layer: the numpy step
+        (``learn_counts_reference``), judged by the same ``guards.update_code`` from the
+        touched parameters before and after it, and put back bit for bit if refused."""
+        from monitor.guards import FINE, update_code
+
+        W1T, b1 = self.weights[0].T, self.biases[0]  # ids are distinct: rows come back
+        before = np.concatenate([W1T[ids].ravel(), b1])
+        p, loss = self.learn_counts_reference(ids, counts, target, learning_rate)
+        if max_loss is None or max_ratio is None:
+            return p, loss, 0.0, FINE
+        after = np.concatenate([W1T[ids].ravel(), b1])
+        with np.errstate(all="ignore"):
+            ratio = float(np.linalg.norm(after - before)
+                          / max(float(np.linalg.norm(before)), 1e-12))
+        code = update_code(loss, ratio, bool(np.isfinite(after).all()), max_loss, max_ratio)
+        if code != FINE:
+            W1T[ids] = before[:-b1.size].reshape(len(ids), -1)
+            b1[:] = before[-b1.size:]
+        return p, loss, ratio, code
 
     def learn_ids(
         self, raw_ids: np.ndarray, target: int, learning_rate: float,
@@ -379,7 +401,7 @@ class Network:
 
         posts = arg(indptr, np.int64), arg(ids, np.int32), arg(counts, np.float64)
         W1T, b1, Ws, bs, softmax = self._kernel_args()
-        if sum(W.size for W in Ws) <= SMALL_DENSE:  # compiled loops beat numpy's calls
+        if Ws and sum(W.size for W in Ws) <= SMALL_DENSE:  # compiled beats numpy's calls
             return _kernels().forward_bags(*posts, W1T, b1, Ws, bs, softmax)
         return self._forward_from(_kernels().first_layer_bags(*posts, W1T, b1), None).A[-1]
 

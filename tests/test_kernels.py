@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor import kernels
+from monitor import guards, kernels
 from monitor.network import Network
 
 SHAPES = [[40, 9, 3], [40, 9, 7, 3], [40, 6, 5, 4, 3], [40, 8, 1]]
@@ -74,14 +74,14 @@ def _ratio_by_definition(before: Network, after: Network, ids) -> float:
     return float(np.linalg.norm(flat(after) - theta) / np.linalg.norm(theta))
 
 
-@pytest.mark.parametrize("sizes", SHAPES, ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("sizes", [*SHAPES, [40, 3]], ids=lambda s: "-".join(map(str, s)))
 def test_guarded_step_reports_the_step_ratio_and_keeps_a_fine_step(rng, sizes):
     network = _network(rng, sizes)
     before = network.copy()
     ids, counts = _post(rng, sizes[0])
     unguarded = network.copy()
     p, loss, ratio, code = network.learn_counts_guarded(ids, counts, 0, 0.05, 1000.0, 5.0)
-    assert code == kernels.FINE
+    assert code == guards.FINE
     assert ratio == pytest.approx(_ratio_by_definition(before, network, ids), rel=1e-9)
     assert 0 < ratio < 5
     unguarded.learn_counts(ids, counts, 0, 0.05)  # the guard changes no number
@@ -91,11 +91,12 @@ def test_guarded_step_reports_the_step_ratio_and_keeps_a_fine_step(rng, sizes):
 
 @pytest.mark.parametrize(
     "case, code",
-    [("huge rate", kernels.STEP_TOO_LARGE), ("loss cap", kernels.LOSS_TOO_LARGE),
-     ("nan count", kernels.LOSS_NOT_FINITE), ("inf rate", kernels.WEIGHTS_NOT_FINITE)],
+    [("huge rate", guards.STEP_TOO_LARGE), ("loss cap", guards.LOSS_TOO_LARGE),
+     ("nan count", guards.LOSS_NOT_FINITE), ("inf rate", guards.WEIGHTS_NOT_FINITE)],
 )
-def test_a_rejected_step_is_undone_bit_for_bit(rng, case, code):
-    network = _network(rng, [40, 9, 7, 3])
+@pytest.mark.parametrize("sizes", [[40, 9, 7, 3], [40, 3]], ids=["hidden", "no-hidden"])
+def test_a_rejected_step_is_undone_bit_for_bit(rng, case, code, sizes):
+    network = _network(rng, sizes)
     ids, counts = _post(rng, 40)
     rate, max_loss = {"huge rate": (1e6, 1e9), "loss cap": (0.1, 1e-9),
                       "nan count": (0.1, 1e9), "inf rate": (np.inf, 1e9)}[case]
@@ -117,7 +118,7 @@ def test_predict_proba_bags_equals_predict_proba(rng, monkeypatch, small_dense):
     from monitor import network as network_module
 
     monkeypatch.setattr(network_module, "SMALL_DENSE", small_dense)
-    for sizes in SHAPES:
+    for sizes in [*SHAPES, [40, 3]]:  # no hidden layer too: the first layer is the output
         network = _network(rng, sizes)
         posts = [_post(rng, sizes[0]) for _ in range(25)]
         indptr = np.cumsum([0] + [len(ids) for ids, _ in posts])
