@@ -32,7 +32,8 @@ def acquire(state: str | Path, wait: float = 5.0) -> IO[str]:
     """
     path = Path(state) / LOCK_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+", encoding="ascii")  # never truncated before we hold it
+    # never truncated before we hold it; whatever it holds is only read for the message
+    handle = open(path, "a+", encoding="ascii", errors="replace")
     deadline = time.monotonic() + wait
     while True:
         try:

@@ -32,9 +32,19 @@ def test_lock_released_while_waiting_is_taken(tmp_path):
     taken.close()
 
 
-def test_a_lock_file_without_a_pid_still_refuses(tmp_path):
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe garbage \x00\n"], ids=["empty", "binary"])
+def test_a_lock_file_without_a_pid_still_refuses(tmp_path, content):
     held = statelock.acquire(tmp_path)
-    (tmp_path / "daemon.lock").write_text("")
+    (tmp_path / "daemon.lock").write_bytes(content)
     with pytest.raises(statelock.StateLocked, match=r"daemon is running on the state"):
         statelock.acquire(tmp_path, wait=0.0)
     held.close()
+    taken = statelock.acquire(tmp_path, wait=0.0)  # and a free one is taken, pid rewritten
+    assert (tmp_path / "daemon.lock").read_text() == f"{os.getpid()}\n"
+    taken.close()
+
+
+def test_a_state_path_that_is_a_file_is_an_os_error(tmp_path):
+    (tmp_path / "state").write_text("not a directory")
+    with pytest.raises(OSError):  # `run` turns it into a one-line error, exit 2
+        statelock.acquire(tmp_path / "state", wait=0.0)
